@@ -1,0 +1,58 @@
+"""``emo bench [PART ...] [--json] [--quick]``: every speed figure with its side-by-side ratio."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from ..benchmarks import parts
+from ..benchmarks.timing import peak_rss_mb
+from ..errors import InputError
+
+LOG = logging.getLogger(__name__)
+
+
+def _run(args: argparse.Namespace) -> int:
+    available = parts()
+    chosen = args.parts or list(available)
+    unknown = [p for p in chosen if p not in available]
+    if unknown:
+        raise InputError(f"unknown benchmark part(s) {', '.join(unknown)}; available: {', '.join(available)}")
+    report: dict = {"parts": {}, "ratios": {}}
+    for name in chosen:
+        LOG.info("benchmark %s", name)
+        result = available[name].run(quick=args.quick)
+        report["parts"][name] = result.figures
+        report["ratios"].update(result.ratios)
+    report["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print_table(report)
+    return 0
+
+
+def _print_table(report: dict) -> None:
+    for name, figures in report["parts"].items():
+        print(f"[{name}]")
+        for key, value in figures.items():
+            print(f"  {key:<40} {_fmt(value)}")
+    print("[ratios]")
+    for key, value in report["ratios"].items():
+        print(f"  {key:<40} {value:.3f}")
+    print(f"peak_rss_mb {report['peak_rss_mb']}")
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+def register(registry) -> None:
+    parser = registry.command("bench", "measure speed and memory, with ratios to the references", _run)
+    parser.add_argument("parts", nargs="*", metavar="PART", help="benchmark parts to run (default: all)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (smoke run)")
