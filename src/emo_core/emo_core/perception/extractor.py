@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InputError
+from ..native import quiet_native_stderr
 from ..schema import MP_INDICES, N_LANDMARKS, Face, Space
 from .pose import ANCHOR_LEFT, ANCHOR_MIDLINE, ANCHOR_RIGHT, head_frame, to_isotropic_pixels
 
@@ -37,6 +38,8 @@ class ExtractorConfig:
 
     max_faces: int = 2
     static_image_mode: bool = False
+    #: Silence MediaPipe's native (C++) start-up chatter on stderr; it is not actionable for users.
+    quiet_native_logs: bool = True
     min_detection_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
 
@@ -88,7 +91,14 @@ class FaceLandmarkExtractor:
 
     def __init__(self, config: ExtractorConfig | None = None) -> None:
         self.config = config or ExtractorConfig()
-        self._graph = _make_graph(self.config)
+        with quiet_native_stderr(self.config.quiet_native_logs):
+            self._graph = _make_graph(self.config)
+            # The graph opens its calculators (and TFLite prints its chatter) asynchronously, and
+            # more is printed the first time a face is projected. Warming up inside the quiet window
+            # on a real face, then on a blank frame (which drops the track, so the warm-up face
+            # cannot leak into the first real frame), makes all of that happen here.
+            self._graph.process({"image": _warmup_face()})
+            self._graph.process({"image": np.zeros((64, 64, 3), np.uint8)})
         self._last_score = 0.0
 
     def __enter__(self) -> "FaceLandmarkExtractor":
@@ -167,6 +177,12 @@ class FaceLandmarkExtractor:
             best = min(detections, key=distance)
             self._last_score = float(best.score[0]) if best.score else self._last_score
         return self._last_score
+
+
+def _warmup_face() -> np.ndarray:
+    from skimage import data  # scikit-image ships this real portrait; no download
+
+    return np.ascontiguousarray(data.astronaut()[:288, 96:384])
 
 
 def _make_graph(config: ExtractorConfig):
