@@ -1,8 +1,9 @@
 """emo_core: pip-installable (``pip install -e src/emo_core``) and a valid ament_python package.
 
-The top-level ``config/`` directory is the single source of the default YAML files. A source
-checkout or editable install reads it in place (see ``emo_core.resources``); a wheel build copies it
-into the package as ``emo_core/_config`` so an installed ``emo`` works anywhere.
+The top-level ``config/`` and ``msg/`` directories are the single source of the default YAML files
+and message definitions. A source checkout or editable install reads them in place (see
+``emo_core.resources``); a wheel build copies them into the package (``emo_core/_config``,
+``emo_core/_msg``) so an installed ``emo`` works anywhere.
 """
 from pathlib import Path
 import shutil
@@ -12,19 +13,21 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 REPO_CONFIG = HERE.parent.parent / "config"
+REPO_MSG = HERE.parent.parent / "msg"
 PACKAGE = "emo_core"
 
 
 class BuildWithConfig(build_py):
-    """Copy the repository's config/*.yaml into the built package."""
+    """Copy the repository's config/*.yaml and msg/*.msg into the built package."""
 
     def run(self) -> None:
         super().run()
-        if REPO_CONFIG.is_dir():
-            target = Path(self.build_lib) / PACKAGE / "_config"
-            target.mkdir(parents=True, exist_ok=True)
-            for path in REPO_CONFIG.glob("*.yaml"):
-                shutil.copy2(path, target / path.name)
+        for source, pattern, name in ((REPO_CONFIG, "*.yaml", "_config"), (REPO_MSG, "*.msg", "_msg")):
+            if source.is_dir():
+                target = Path(self.build_lib) / PACKAGE / name
+                target.mkdir(parents=True, exist_ok=True)
+                for path in source.glob(pattern):
+                    shutil.copy2(path, target / path.name)
 
 
 setup(

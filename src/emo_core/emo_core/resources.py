@@ -44,6 +44,22 @@ def config_path(name: str) -> Path:
     raise ConfigError(f"config file {name!r} not found (looked in {', '.join(str(p.parent) for p in candidates)})")
 
 
+def msg_dir() -> Path:
+    """Directory holding the project's .msg definitions (FaceLandmarks.msg, ...)."""
+    candidates = []
+    for parent in PACKAGE_DIR.parents:
+        if (parent / "msg").is_dir() and (parent / "src" / "emo_core").is_dir():
+            candidates.append(parent / "msg")
+            break
+    for prefix in filter(None, os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep)):
+        candidates.append(Path(prefix) / "share" / "emo_msgs" / "msg")
+    candidates.append(PACKAGE_DIR / "_msg")
+    for path in candidates:
+        if (path / "FaceLandmarks.msg").is_file():
+            return path
+    raise ConfigError(f"message definitions not found (looked in {', '.join(map(str, candidates))})")
+
+
 def data_path(*parts: str) -> Path:
     """Path of a file shipped inside the package (``emo_core/data/...``); need not exist yet."""
     return PACKAGE_DIR.joinpath("data", *parts)

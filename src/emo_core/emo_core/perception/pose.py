@@ -81,3 +81,13 @@ def head_angles_deg(rotation: np.ndarray) -> tuple[float, float, float]:
     pitch = np.degrees(np.arctan2(-z[1], np.hypot(z[0], z[2])))
     roll = np.degrees(np.arctan2(x[1], x[0]))
     return float(yaw), float(pitch), float(roll)
+
+
+def metric_from_mesh(mesh_px: np.ndarray) -> tuple[np.ndarray, HeadFrame]:
+    """Metric 113-point face and head frame from a full (468, 3) mesh in isotropic pixels."""
+    from ..schema import MP_INDICES, N_MEDIAPIPE
+
+    if mesh_px.shape != (N_MEDIAPIPE, 3):
+        raise SchemaError(f"mesh: expected shape (468, 3), got {mesh_px.shape}")
+    frame = head_frame(mesh_px[ANCHOR_RIGHT], mesh_px[ANCHOR_LEFT], mesh_px[list(ANCHOR_MIDLINE)])
+    return frame.to_metric(mesh_px[MP_INDICES]), frame
