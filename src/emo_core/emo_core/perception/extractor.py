@@ -67,8 +67,28 @@ def check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+#: Wire layout of one NormalizedLandmark inside a serialized NormalizedLandmarkList when x, y and z
+#: are all present: field tag + length, then three (tag, float32) pairs = 17 bytes.
+_WIRE = np.dtype([("tag", "u1"), ("size", "u1"), ("tx", "u1"), ("x", "<f4"), ("ty", "u1"),
+                  ("y", "<f4"), ("tz", "u1"), ("z", "<f4")])
+_WIRE_TAGS = {"tag": 0x0A, "size": 15, "tx": 0x0D, "ty": 0x15, "tz": 0x1D}
+
+
 def _read_points(landmarks, indices: np.ndarray) -> np.ndarray:
-    """Selected points of a NormalizedLandmarkList as an (N, 3) float64 array."""
+    """Selected points of a NormalizedLandmarkList as an (N, 3) float64 array.
+
+    Reading 139 points through protobuf attribute access costs ~0.2 ms, a noticeable share of a
+    ~2-4 ms frame; decoding the serialized bytes with one structured numpy view costs ~30 us. The
+    fixed layout holds whenever every landmark carries x, y and z (protobuf omits a field that is
+    exactly 0.0, and newer graphs may add visibility/presence), so it is verified and we fall back
+    to attribute access otherwise.
+    """
+    raw = landmarks.SerializeToString()
+    if len(raw) == _WIRE.itemsize * len(landmarks.landmark):
+        rec = np.frombuffer(raw, dtype=_WIRE)
+        if all(np.all(rec[field] == value) for field, value in _WIRE_TAGS.items()):
+            sel = rec[indices]
+            return np.stack([sel["x"], sel["y"], sel["z"]], axis=1).astype(np.float64)
     lm = landmarks.landmark
     return np.array([(lm[i].x, lm[i].y, lm[i].z) for i in indices], dtype=np.float64)
 
