@@ -1,0 +1,674 @@
+"""ServoDriver: normalized commands in, 26 safe goal positions out, present state back.
+
+The driver owns the bus and is driven by its caller, one control cycle per :meth:`ServoDriver.step`
+(a ROS timer, the in-process pipeline, or a CLI loop). Each cycle it
+
+1. plans: every servo's *setpoint* moves toward its target no faster than the servo's
+   ``max_velocity`` -- and, when the command carries ``arrive_at``, at the speed that makes the
+   face arrive then (minus the servo lag model), so an anticipated expression lands on the apex;
+2. writes all goal positions with one Sync Write (clamped to the servo limits; never NaN);
+3. reads current, velocity and position of all servos with one contiguous Sync Read;
+4. now and then polls temperature and hardware-error status, and handles the alert bit.
+
+Safety: commands are validated (NaN/inf rejected before anything is sent; out-of-range clamped or
+rejected); setpoints never leave the limits, which are also written into the servos' own
+Min/Max_Position_Limit; Profile_Velocity is set as a hardware speed backstop; a watchdog eases the
+face home when commands stop; :meth:`shutdown` homes and releases torque (also on Ctrl-C, via the
+context manager); a lost port is reported and reopened when it comes back.
+
+Lifecycle (the ROS lifecycle node maps onto it): ``open()`` = configure, ``activate()`` = torque on,
+``deactivate()`` = home + torque off, ``close()`` = release the port.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..clock import Clock, MonotonicClock
+from ..errors import ConfigError, InputError
+from .bus import ServoBus, ServoError, TransportError, describe_ids
+from .models import MODEL_BY_NUMBER, Register, describe_hardware_error
+from .table import ServoTable
+
+LOG = logging.getLogger(__name__)
+
+#: Registers read every cycle; they are adjacent in X-series tables (126..135), so one Sync Read.
+CYCLE_REGISTERS = ("Present_Current", "Present_Velocity", "Present_Position")
+
+#: Diagnostic levels (same values as diagnostic_msgs/DiagnosticStatus).
+OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+
+@dataclass
+class DriverConfig:
+    """Safety and timing parameters (the ``driver:`` section of servos.yaml, or ROS parameters)."""
+
+    baudrate: int = 1_000_000
+    watchdog_timeout_s: float = 0.5
+    home_speed_scale: float = 0.5
+    out_of_range: str = "clamp"
+    servo_lag_s: float = 0.03
+    max_dt_s: float = 0.05
+    profile_velocity_margin: float = 1.25
+    latency_timer_ms: float = 16.0
+    retries: int = 2
+    reconnect_interval_s: float = 0.5
+    max_failed_cycles: int = 3
+    status_poll_interval_s: float = 1.0
+    reboot_on_hardware_error: bool = False
+    reboot_backoff_s: float = 1.0
+    shutdown_timeout_s: float = 3.0
+    home_tolerance_ticks: int = 8
+    control_period_s: float = 0.01
+    temperature_warn_c: float = 60.0
+    blocking_read: bool = True
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> "DriverConfig":
+        merged = {**dict(values or {}), **{k: v for k, v in overrides.items() if v is not None}}
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(merged) - set(names))
+        if unknown:
+            raise ConfigError(f"unknown driver setting(s) {', '.join(unknown)}; known: {', '.join(names)}")
+        config = cls(**merged)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        if self.out_of_range not in ("clamp", "reject"):
+            raise ConfigError(f"driver out_of_range must be 'clamp' or 'reject', got {self.out_of_range!r}")
+        for name in ("home_speed_scale", "max_dt_s", "control_period_s", "shutdown_timeout_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise ConfigError(f"driver {name} must be a positive number, got {value!r}")
+        for name in ("watchdog_timeout_s", "servo_lag_s", "profile_velocity_margin", "latency_timer_ms",
+                     "reconnect_interval_s", "status_poll_interval_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and value >= 0):
+                raise ConfigError(f"driver {name} must be >= 0, got {value!r}")
+
+
+@dataclass
+class Diagnostic:
+    """One diagnostic status (maps 1:1 onto diagnostic_msgs/DiagnosticStatus)."""
+
+    level: int
+    name: str
+    message: str
+    hardware_id: str = ""
+    values: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ServoState:
+    """What the servos did, as of one control cycle (arrays in servo-table order)."""
+
+    stamp: float
+    names: tuple[str, ...]
+    ids: tuple[int, ...]
+    position_ticks: np.ndarray
+    position_rad: np.ndarray          # relative to the servo's centre tick (2048)
+    position_norm: np.ndarray         # 0..1 between the servo's limits, inversion applied
+    velocity_rad_s: np.ndarray
+    current_a: np.ndarray
+    temperature_c: np.ndarray
+    goal_ticks: np.ndarray            # last goal sent
+    target_ticks: np.ndarray          # where the planner is heading
+    hardware_error: np.ndarray        # Hardware_Error_Status bits per servo
+    stale: np.ndarray                 # True where this cycle brought no fresh reading
+    commands: np.ndarray              # the 11 normalized commands the present positions express
+    connected: bool = True
+    torque_on: bool = False
+    watchdog: bool = False            # easing home because commands stopped
+    fault: str = ""                   # the last problem, in one line ("" when healthy)
+    cycle: int = 0
+    bus: dict[str, int] = field(default_factory=dict)
+
+    def hardware_errors(self) -> dict[str, list[str]]:
+        """Servo name -> decoded hardware-error bits, for servos that report any."""
+        return {n: describe_hardware_error(int(b)) for n, b in zip(self.names, self.hardware_error) if b}
+
+    def diagnostics(self) -> list[Diagnostic]:
+        """A bus-level status plus one per servo (level from hardware errors and temperature)."""
+        bus_level = OK if self.connected and not self.fault else (WARN if self.connected else ERROR)
+        out = [Diagnostic(bus_level, "servo bus", self.fault or ("ok" if self.connected else "disconnected"),
+                          values={"connected": str(self.connected), "torque_on": str(self.torque_on),
+                                  "watchdog": str(self.watchdog), "cycle": str(self.cycle),
+                                  **{k: str(v) for k, v in self.bus.items()}})]
+        for i, name in enumerate(self.names):
+            errors = describe_hardware_error(int(self.hardware_error[i]))
+            level = ERROR if errors else (STALE if self.stale[i] else OK)
+            message = ("hardware error: " + ", ".join(errors)) if errors else ("stale" if self.stale[i] else "ok")
+            out.append(Diagnostic(level, f"servo {name}", message, hardware_id=f"dxl id {self.ids[i]}", values={
+                "position_ticks": str(int(self.position_ticks[i])), "goal_ticks": str(int(self.goal_ticks[i])),
+                "current_a": f"{self.current_a[i]:.3f}", "temperature_c": f"{self.temperature_c[i]:.0f}"}))
+        return out
+
+
+class ServoDriver:
+    """Drives the servos of a :class:`ServoTable` on one serial port (see module docstring)."""
+
+    def __init__(self, table: ServoTable, port: str, config: DriverConfig | None = None, *,
+                 clock: Clock | None = None, sleep: Callable[[float], None] | None = None,
+                 bus: ServoBus | None = None) -> None:
+        self.table = table
+        self.config = config or DriverConfig.from_mapping(table.driver, baudrate=table.baudrate)
+        self.config.validate()
+        self.clock: Clock = clock or MonotonicClock()
+        self._sleep = sleep or time.sleep
+        self.bus = bus or ServoBus(port, self.config.baudrate, latency_timer_ms=self.config.latency_timer_ms,
+                                   retries=self.config.retries, blocking_read=self.config.blocking_read)
+        n = len(table)
+        self._ids = list(table.ids)
+        self._lo = table.min_ticks.astype(np.float64)
+        self._hi = table.max_ticks.astype(np.float64)
+        self._home = table.home_ticks.astype(np.float64)
+        self._vmax = table.max_velocity
+        models = [s.model for s in table.servos]
+        self._center = np.array([m.center_ticks for m in models], np.float64)
+        self._ticks_per_rad = np.array([m.ticks_per_rad for m in models], np.float64)
+        self._current_unit = np.array([m.current_unit_a for m in models], np.float64)
+        self._velocity_unit = np.array([m.velocity_unit_rpm * 2 * math.pi / 60 for m in models], np.float64)
+        self._regs = self._shared_registers()
+        self._block = self._cycle_block()
+        self._setpoint = self._home.copy()
+        self._target = self._home.copy()
+        self._arrive_at = np.full(n, np.nan)
+        self._goal = np.rint(self._home).astype(np.int64)
+        self._present = self._home.astype(np.int64)
+        self._velocity = np.zeros(n)
+        self._current = np.zeros(n)
+        self._temperature = np.full(n, np.nan)
+        self._hw_error = np.zeros(n, np.int64)
+        self._stale = np.ones(n, bool)
+        self._opened = False
+        self._configured = False
+        self._connected = False
+        self._active = False
+        self._watchdog = False
+        self._homing = False
+        self._last_command_t = -math.inf
+        self._last_step_t: float | None = None
+        self._next_poll_t = -math.inf
+        self._next_reconnect_t = -math.inf
+        self._last_reboot_t: dict[int, float] = {}
+        self._failed_cycles = 0
+        self._cycle = 0
+        self._fault = ""
+        self.clamped = 0            # command values clamped into [0, 1] so far
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def open(self, configure: bool = True) -> ServoState:
+        """Open the port, check every servo answers with the right model, and (if ``configure``)
+        write the safety registers: Return_Delay_Time 0, position mode, position limits, Profile_Velocity.
+        ``configure=False`` only reads (the monitor)."""
+        self._configured = configure
+        self._opened = True
+        self._connect()
+        return self.state()
+
+    def activate(self) -> None:
+        """Torque on, holding the present pose; the watchdog clock starts now."""
+        self._require_connected("activate")
+        now = self.clock.now()
+        self._read_cycle()
+        self._hold_present()
+        self._send_goals()
+        self._torque(True)
+        self._active = True
+        self._last_command_t = now
+        self._last_step_t = now
+        self._watchdog = False
+        LOG.info("servo torque on (%d servos)", len(self._ids))
+
+    def deactivate(self, timeout_s: float | None = None) -> None:
+        """Ease home (velocity-limited), then torque off. Torque goes off even if homing times out."""
+        if not self._active:
+            return
+        try:
+            if self._connected:
+                self.home()
+                self.wait_until_settled(timeout_s if timeout_s is not None else self.config.shutdown_timeout_s)
+        finally:
+            self._active = False
+            if self._connected:
+                self._torque(False)
+                LOG.info("servos homed, torque off")
+            else:
+                LOG.error("servo port %s is gone: cannot release torque", self.bus.port_name)
+
+    def close(self) -> None:
+        """Release the port without moving anything (torque stays as it is)."""
+        self.bus.close()
+        self._connected = False
+        self._opened = False
+
+    def shutdown(self) -> None:
+        """Home, torque off, close. Safe to call twice; a Ctrl-C during homing skips to torque off."""
+        try:
+            if self._active:
+                try:
+                    self.deactivate()
+                except KeyboardInterrupt:
+                    LOG.warning("interrupted while homing: releasing torque now")
+                    self._active = False
+                    if self._connected:
+                        self._torque(False)
+                    raise
+        finally:
+            self.close()
+
+    def __enter__(self) -> "ServoDriver":
+        if not self._opened:
+            self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # -- commands -----------------------------------------------------------------------------
+    def command(self, positions: Mapping[str, float] | np.ndarray, arrive_at: float | None = None) -> None:
+        """Set new targets: 11 commands, 16 channels (commands + gaze/neck), one value per servo, or
+        a mapping of command/target/servo names to normalized values. ``arrive_at`` (clock seconds)
+        asks the face to get there then; without it servos move at their max velocity.
+
+        NaN/inf (anywhere in the command) raise InputError and change nothing. Values outside [0, 1]
+        are clamped (counted in :attr:`clamped`) or, with ``out_of_range: reject``, raise InputError.
+        """
+        norm, mask = self.table.resolve(positions)
+        if arrive_at is not None and not math.isfinite(float(arrive_at)):
+            raise InputError(f"arrive_at={arrive_at} is not finite; nothing was sent")
+        outside = mask & ((norm < 0.0) | (norm > 1.0))
+        if outside.any():
+            detail = ", ".join(f"{self.table.names[i]}={norm[i]:.3g}" for i in np.flatnonzero(outside)[:4])
+            if self.config.out_of_range == "reject":
+                raise InputError(f"command outside [0, 1] ({detail}); nothing was sent")
+            self.clamped += int(outside.sum())
+            LOG.debug("clamped command values into [0, 1]: %s", detail)
+        ticks = self.table.norm_to_ticks(norm)        # clips to [0, 1], so within the limits
+        self._target[mask] = np.clip(ticks[mask], self._lo[mask], self._hi[mask])
+        self._arrive_at[mask] = np.nan if arrive_at is None else float(arrive_at)
+        self._last_command_t = self.clock.now()
+        self._homing = False
+        if self._watchdog:
+            LOG.info("commands resumed: watchdog released")
+        self._watchdog = False
+
+    def home(self, arrive_at: float | None = None) -> None:
+        """Target the home pose (at the home speed unless ``arrive_at`` says otherwise)."""
+        self._target = self._home.copy()
+        self._arrive_at[:] = np.nan if arrive_at is None else float(arrive_at)
+        self._homing = True
+
+    # -- the control cycle --------------------------------------------------------------------
+    def step(self, now: float | None = None) -> ServoState:
+        """One control cycle: plan, Sync Read the state, Sync Write the goals (when active), decode.
+
+        The goals are planned before the read (planning is open-loop on setpoints) and decoding
+        happens after the write, so between the last status packet and the next goal packet there
+        is nothing but the SDK itself: the bus never waits for our Python. Transport problems never
+        raise here: they show in the returned state (``connected``, ``fault``) and the port is
+        reopened when it comes back.
+        """
+        now = self.clock.now() if now is None else float(now)
+        if not self._connected:
+            if self._opened and now >= self._next_reconnect_t:
+                self._reconnect(now)
+            return self.state(now)
+        try:
+            if self._active:
+                self._plan(now)
+            raw = self._read_block()
+            if self._active:
+                self._send_goals()
+            self._decode_block(raw)
+            if now >= self._next_poll_t:
+                self._next_poll_t = now + self.config.status_poll_interval_s
+                self._poll_status()
+            self._handle_alerts(now)
+            self._failed_cycles = 0
+            if self._fault and not self._hw_error.any():
+                LOG.info("servo bus healthy again")
+                self._fault = ""
+        except TransportError as exc:
+            self._on_transport_error(exc, now)
+        except ServoError as exc:
+            self._set_fault(str(exc))
+        self._cycle += 1
+        return self.state(now)
+
+    def read_state(self) -> ServoState:
+        """Read everything (cycle block, temperature, hardware errors) without writing anything."""
+        self._require_connected("read state")
+        self._read_cycle()
+        self._poll_status()
+        return self.state()
+
+    def wait_until_settled(self, timeout_s: float, tolerance: int | None = None) -> ServoState:
+        """Run control cycles (paced by the injected sleep) until the setpoints reached their targets
+        and the present positions are within ``tolerance`` ticks of them, or ``timeout_s`` passes."""
+        tolerance = self.config.home_tolerance_ticks if tolerance is None else tolerance
+        deadline = self.clock.now() + timeout_s
+        state = self.step()
+        while self.clock.now() < deadline:
+            if self._connected and self._settled(tolerance):
+                return state
+            self._sleep(self.config.control_period_s)
+            state = self.step()
+        if self._connected and not self._settled(tolerance):
+            LOG.warning("servos did not settle within %.1f s (worst %s)", timeout_s, self._worst_error())
+        return state
+
+    def state(self, now: float | None = None) -> ServoState:
+        """The latest state, without touching the bus."""
+        present = self._present.astype(np.float64)
+        return ServoState(
+            stamp=self.clock.now() if now is None else now,
+            names=self.table.names, ids=tuple(self._ids),
+            position_ticks=self._present.copy(),
+            position_rad=(present - self._center) / self._ticks_per_rad,
+            position_norm=self.table.ticks_to_norm(present),
+            velocity_rad_s=self._velocity.copy(),
+            current_a=self._current.copy(),
+            temperature_c=self._temperature.copy(),
+            goal_ticks=self._goal.copy(),
+            target_ticks=np.rint(self._home if self._watchdog else self._target).astype(np.int64),
+            hardware_error=self._hw_error.copy(),
+            stale=self._stale.copy(),
+            commands=self.table.ticks_to_commands(present),
+            connected=self._connected, torque_on=self._active and self._connected,
+            watchdog=self._watchdog, fault=self._fault, cycle=self._cycle,
+            bus={**vars(self.bus.stats), "clamped": self.clamped})
+
+    # -- planning -----------------------------------------------------------------------------
+    def _plan(self, now: float) -> None:
+        """Move setpoints toward targets within the velocity limits (and on time for arrive_at)."""
+        last = self._last_step_t if self._last_step_t is not None else now
+        dt = min(max(now - last, 0.0), self.config.max_dt_s)
+        self._last_step_t = now
+        timeout = self.config.watchdog_timeout_s
+        if timeout > 0 and not self._watchdog and now - self._last_command_t > timeout:
+            self._watchdog = True
+            LOG.warning("no servo command for %.2f s: easing to home", now - self._last_command_t)
+        homing = self._watchdog or self._homing
+        target = self._home if self._watchdog else self._target
+        vmax = self._vmax * (self.config.home_speed_scale if homing else 1.0)
+        remaining = target - self._setpoint
+        speed = vmax
+        timed = ~np.isnan(self._arrive_at) & ~np.bool_(self._watchdog)
+        if timed.any():
+            # Constant speed that lands at arrive_at minus the lag between goal and present position.
+            time_left = self._arrive_at - self.config.servo_lag_s - now
+            planned = np.abs(remaining) / np.maximum(time_left, 1e-9)
+            speed = np.where(timed & (time_left > dt), np.minimum(planned, self._vmax), vmax)
+        step = np.clip(remaining, -speed * dt, speed * dt)
+        self._setpoint = np.clip(self._setpoint + step, self._lo, self._hi)
+
+    def _settled(self, tolerance: int) -> bool:
+        target = self._home if self._watchdog else self._target
+        return bool(np.all(np.abs(self._setpoint - target) < 0.5)
+                    and np.all(np.abs(self._present - np.rint(target)) <= tolerance))
+
+    def _worst_error(self) -> str:
+        target = np.rint(self._home if self._watchdog else self._target)
+        i = int(np.argmax(np.abs(self._present - target)))
+        return f"{self.table.names[i]}: {int(self._present[i])} vs {int(target[i])}"
+
+    # -- bus work -----------------------------------------------------------------------------
+    def _shared_registers(self) -> dict[str, Register]:
+        """Registers by name, checked to sit at the same address in every model on the bus."""
+        names = CYCLE_REGISTERS + ("Goal_Position", "Torque_Enable", "Present_Temperature",
+                                   "Hardware_Error_Status", "Profile_Velocity", "Return_Delay_Time",
+                                   "Operating_Mode", "Max_Position_Limit", "Min_Position_Limit",
+                                   "Status_Return_Level", "Model_Number")
+        regs: dict[str, Register] = {}
+        for model in self.table.models().values():
+            for name in names:
+                reg = model.reg(name)
+                if name in regs and (regs[name].address, regs[name].size) != (reg.address, reg.size):
+                    raise ConfigError(f"{name} sits at different addresses in the models on this bus; "
+                                      "one Sync Write/Read cannot serve them all")
+                regs[name] = reg
+        return regs
+
+    def _cycle_block(self) -> tuple[int, int, dict[str, tuple[int, Register]]]:
+        regs = [self._regs[n] for n in CYCLE_REGISTERS]
+        start = min(r.address for r in regs)
+        end = max(r.end for r in regs)
+        if end - start > sum(r.size for r in regs) + 8:
+            raise ConfigError("the per-cycle registers are not contiguous in this model's control table")
+        return start, end - start, {r.name: (r.address - start, r) for r in regs}
+
+    def _connect(self) -> None:
+        self.bus.open()
+        try:
+            self._verify_servos()
+            if self._configured:
+                self._configure_servos()
+            self._read_cycle()
+            self._poll_status()
+        except BaseException:
+            self.bus.close()
+            raise
+        self._connected = True
+        self._failed_cycles = 0
+        self._next_poll_t = self.clock.now() + self.config.status_poll_interval_s
+
+    def _verify_servos(self) -> None:
+        missing, wrong = [], []
+        for spec in self.table.servos:
+            try:
+                number = self.bus.ping(spec.id)
+            except TransportError as exc:
+                if exc.port_lost:
+                    raise
+                missing.append(spec)
+                continue
+            if number != spec.model.model_number:
+                found = MODEL_BY_NUMBER.get(number)
+                wrong.append(f"{spec.name} (id {spec.id}) is model {number}"
+                             f"{f' ({found.name})' if found else ''}, the table says {spec.model.name}")
+        if missing:
+            names = ", ".join(f"{s.name} (id {s.id})" for s in missing)
+            raise TransportError(f"servo(s) not answering on {self.bus.port_name}: {names}",
+                                 port=self.bus.port_name, operation="ping", ids=[s.id for s in missing])
+        if wrong:
+            raise ConfigError(f"servo model mismatch on {self.bus.port_name}: {'; '.join(wrong)}")
+
+    def _configure_servos(self) -> None:
+        """Write what safety and bus timing need, touching EEPROM only where it differs."""
+        r = self._regs
+        want = {
+            "Return_Delay_Time": {i: 0 for i in self._ids},             # answer at once: bus time
+            "Operating_Mode": {i: 3 for i in self._ids},                # position control
+            "Min_Position_Limit": dict(zip(self._ids, self.table.min_ticks.tolist())),
+            "Max_Position_Limit": dict(zip(self._ids, self.table.max_ticks.tolist())),
+        }
+        torque = self._read_register("Torque_Enable")
+        for name, values in want.items():
+            present = self._read_register(name)
+            for dxl_id, value in values.items():
+                if present[dxl_id] == value:
+                    continue
+                if torque[dxl_id]:
+                    # EEPROM is locked while torque is on; releasing one servo briefly is the only way.
+                    self.bus.write(dxl_id, r["Torque_Enable"], 0)
+                    torque[dxl_id] = 0
+                self.bus.write(dxl_id, r[name], value)
+        if any(self._read_register("Status_Return_Level")[i] != 2 for i in self._ids):
+            self.bus.sync_write(r["Status_Return_Level"], {i: 2 for i in self._ids})
+        if self.config.profile_velocity_margin > 0:
+            backstop = {s.id: s.model.velocity_units(s.max_velocity * self.config.profile_velocity_margin)
+                        for s in self.table.servos}
+            self.bus.sync_write(r["Profile_Velocity"], backstop)
+
+    def _read_register(self, name: str) -> dict[int, int]:
+        reg = self._regs[name]
+        data = self.bus.sync_read(reg.address, reg.size, self._ids, name)
+        return {i: reg.decode(data[i]) for i in self._ids}
+
+    def _read_cycle(self) -> None:
+        self._decode_block(self._read_block())
+
+    def _read_block(self) -> dict[int, bytes]:
+        """One contiguous Sync Read of current, velocity and position (10 bytes per servo)."""
+        start, size, _ = self._block
+        self._stale[:] = True
+        return self.bus.sync_read(start, size, self._ids, f"{CYCLE_REGISTERS[0]}..{CYCLE_REGISTERS[-1]}")
+
+    def _decode_block(self, data: dict[int, bytes]) -> None:
+        _, size, layout = self._block
+        raw = np.frombuffer(b"".join(data[i] for i in self._ids), np.uint8).reshape(len(self._ids), size)
+        offset, _ = layout["Present_Current"]
+        current = raw[:, offset:offset + 2].copy().view("<i2")[:, 0]
+        offset, _ = layout["Present_Velocity"]
+        velocity = raw[:, offset:offset + 4].copy().view("<i4")[:, 0]
+        offset, _ = layout["Present_Position"]
+        self._present = raw[:, offset:offset + 4].copy().view("<i4")[:, 0].astype(np.int64)
+        self._current = current * self._current_unit
+        self._velocity = velocity * self._velocity_unit
+        self._stale[:] = False
+
+    def _poll_status(self) -> None:
+        temperature = self._read_register("Present_Temperature")
+        errors = self._read_register("Hardware_Error_Status")
+        self._temperature = np.array([temperature[i] for i in self._ids], np.float64)
+        for k, dxl_id in enumerate(self._ids):
+            self._set_hw_error(k, errors[dxl_id])
+        hot = [f"{self.table.names[k]} {t:.0f} C" for k, t in enumerate(self._temperature)
+               if t >= self.config.temperature_warn_c]
+        if hot:
+            LOG.warning("servo temperature high: %s", ", ".join(hot))
+
+    def _handle_alerts(self, now: float) -> None:
+        """A status packet with the alert bit: read that servo's Hardware_Error_Status, maybe reboot."""
+        for dxl_id in sorted(self.bus.take_alerts()):
+            k = self._ids.index(dxl_id)
+            self._set_hw_error(k, self.bus.read(dxl_id, self._regs["Hardware_Error_Status"]))
+            if self._hw_error[k] and self.config.reboot_on_hardware_error:
+                self._reboot(k, now)
+        still = np.flatnonzero(self._hw_error)
+        if still.size:
+            self._set_fault("hardware error: " + "; ".join(
+                f"{self.table.names[k]} (id {self._ids[k]}) {', '.join(describe_hardware_error(int(self._hw_error[k])))}"
+                for k in still))
+
+    def _set_hw_error(self, k: int, bits: int) -> None:
+        if bits and bits != self._hw_error[k]:
+            LOG.error("servo %s (id %d): hardware error %s (0x%02x); the servo released its torque",
+                      self.table.names[k], self._ids[k], ", ".join(describe_hardware_error(bits)), bits)
+        elif not bits and self._hw_error[k]:
+            LOG.info("servo %s (id %d): hardware error cleared", self.table.names[k], self._ids[k])
+        self._hw_error[k] = bits
+
+    def _reboot(self, k: int, now: float) -> None:
+        dxl_id = self._ids[k]
+        if now - self._last_reboot_t.get(dxl_id, -math.inf) < self.config.reboot_backoff_s:
+            return
+        self._last_reboot_t[dxl_id] = now
+        LOG.warning("rebooting servo %s (id %d) to clear its hardware error", self.table.names[k], dxl_id)
+        self.bus.reboot(dxl_id)
+        self._sleep(0.05)                      # the servo boots before it answers again
+        position = self.bus.read(dxl_id, self._regs["Present_Position"])
+        self._present[k] = position
+        self._setpoint[k] = float(np.clip(position, self._lo[k], self._hi[k]))
+        self._goal[k] = int(round(self._setpoint[k]))
+        self.bus.write(dxl_id, self._regs["Goal_Position"], self._goal[k])
+        if self.config.profile_velocity_margin > 0:
+            spec = self.table.servos[k]
+            self.bus.write(dxl_id, self._regs["Profile_Velocity"],
+                           spec.model.velocity_units(spec.max_velocity * self.config.profile_velocity_margin))
+        if self._active:
+            self.bus.write(dxl_id, self._regs["Torque_Enable"], 1)
+        self._set_hw_error(k, self.bus.read(dxl_id, self._regs["Hardware_Error_Status"]))
+
+    def _send_goals(self) -> None:
+        goal = np.rint(np.clip(self._setpoint, self._lo, self._hi)).astype(np.int64)
+        reg = self._regs["Goal_Position"]
+        self.bus.sync_write_raw(reg.address, reg.size,
+                                {i: g.to_bytes(4, "little", signed=True) for i, g in zip(self._ids, goal.tolist())},
+                                reg.name)
+        self._goal = goal
+
+    def _hold_present(self) -> None:
+        """Setpoints and targets := present positions (clamped), so torque-on never jumps."""
+        present = np.clip(self._present.astype(np.float64), self._lo, self._hi)
+        self._setpoint = present.copy()
+        self._target = present.copy()
+        self._arrive_at[:] = np.nan
+        self._homing = False
+
+    def _torque(self, on: bool) -> None:
+        """Sync Write Torque_Enable, then read it back and insist servo by servo (release must hold)."""
+        reg = self._regs["Torque_Enable"]
+        value = int(on)
+        self.bus.sync_write(reg, {i: value for i in self._ids})
+        state = self._read_register("Torque_Enable")
+        for dxl_id in (i for i in self._ids if state[i] != value):
+            k = self._ids.index(dxl_id)
+            if on and self._hw_error[k]:
+                continue           # shut down by a hardware error: stays off until rebooted
+            self.bus.write(dxl_id, reg, value)
+
+    # -- faults and reconnection ----------------------------------------------------------------
+    def _on_transport_error(self, exc: TransportError, now: float) -> None:
+        self._failed_cycles += 1
+        if exc.port_lost or self._failed_cycles >= self.config.max_failed_cycles:
+            self._connected = False
+            self.bus.close()
+            self._stale[:] = True
+            self._next_reconnect_t = now + self.config.reconnect_interval_s
+            self._set_fault(f"{exc}; reconnecting every {self.config.reconnect_interval_s:g} s")
+        else:
+            self._set_fault(str(exc))
+
+    def _reconnect(self, now: float) -> None:
+        self._next_reconnect_t = now + self.config.reconnect_interval_s
+        try:
+            self._connect()
+        except (TransportError, ServoError, ConfigError) as exc:
+            LOG.debug("reconnect to %s failed: %s", self.bus.port_name, exc)
+            return
+        LOG.warning("servo port %s is back: reconnected", self.bus.port_name)
+        self._fault = ""
+        if self._active:
+            # Resume from where the servos are now (they may have moved or rebooted meanwhile).
+            target, arrive = self._target.copy(), self._arrive_at.copy()
+            try:
+                self._hold_present()
+                self._send_goals()
+                self._torque(True)
+            except (TransportError, ServoError) as exc:
+                self._on_transport_error(exc if isinstance(exc, TransportError) else
+                                         TransportError(str(exc)), now)
+                return
+            self._target, self._arrive_at = target, arrive
+            self._last_step_t = now
+
+    def _set_fault(self, message: str) -> None:
+        if message != self._fault:
+            LOG.error("%s", message)
+        self._fault = message
+
+    def _require_connected(self, what: str) -> None:
+        if not self._connected:
+            raise TransportError(f"cannot {what}: servo port {self.bus.port_name} is not connected",
+                                 port=self.bus.port_name, operation=what, port_lost=True)
+
+
+__all__ = ["DriverConfig", "Diagnostic", "ServoDriver", "ServoState", "describe_ids"]
