@@ -1,0 +1,106 @@
+"""Offline peak activation, exactly as the Emo paper builds its predictor dataset (Methods).
+
+For one video of landmarks:
+
+1. resting face = mean landmarks of the first 5 frames;
+2. per frame, the Euclidean distance between the frame's landmarks (113x2, flattened) and the
+   resting face -- the paper's "distance to the resting face" curve (its Fig. 8A);
+3. smooth the curve with a Savitzky-Golay filter;
+4. the **target face** is the frame of maximum smoothed distance;
+5. the **peak activation** is the frame of maximum second derivative (acceleration) of the
+   smoothed curve.
+
+Choices the paper leaves open (documented in docs/anticipation.md):
+
+* Savitzky-Golay window 9 frames, polynomial order 3 (``scipy.signal.savgol_filter``, ``mode="interp"``).
+  9 frames is 0.3 s at 30 fps (0.36 s at MMI's 25 fps): long enough to remove landmark jitter,
+  short enough to keep onsets that take 0.2 s. For a centred window, orders 2 and 3 give the same
+  smoothing kernel; 3 keeps the curve's inflexions sharper at the edges.
+* The second derivative is taken numerically (``np.gradient`` twice, central differences) on the
+  smoothed curve, i.e. "the second derivative of the processed curve".
+* The acceleration maximum is searched in frames ``[rest_frames, target]`` (``peak_before_target``).
+  Videos such as MMI's run onset -> apex -> offset, and the offset's landing on the resting face is
+  also a positive-acceleration bump; the paper's Fig. 8 shows only rising curves, where both
+  readings agree. Set ``peak_before_target=False`` for the literal global maximum.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import savgol_filter
+
+from ..errors import InputError
+
+
+@dataclass(frozen=True)
+class PeakConfig:
+    """Parameters of the offline peak-activation algorithm."""
+
+    rest_frames: int = 5          # paper: resting face = mean of the first five frames
+    savgol_window: int = 9        # odd, frames
+    savgol_polyorder: int = 3
+    peak_before_target: bool = True
+
+    def __post_init__(self) -> None:
+        if self.rest_frames < 1:
+            raise InputError("rest_frames must be >= 1")
+        if self.savgol_window < 3 or self.savgol_window % 2 == 0:
+            raise InputError("savgol_window must be an odd number >= 3")
+        if not 0 <= self.savgol_polyorder < self.savgol_window:
+            raise InputError("savgol_polyorder must be in [0, savgol_window)")
+
+
+@dataclass(frozen=True)
+class PeakResult:
+    """What the offline algorithm finds in one video."""
+
+    rest: np.ndarray          # (113, D) resting face
+    distance: np.ndarray      # (T,) raw distance to the resting face
+    smoothed: np.ndarray      # (T,) Savitzky-Golay smoothed distance
+    acceleration: np.ndarray  # (T,) second derivative of the smoothed curve (per frame^2)
+    target_frame: int         # argmax of the smoothed distance
+    peak_frame: int           # argmax of the acceleration (the peak activation)
+
+
+def resting_face(landmarks: np.ndarray, rest_frames: int = 5) -> np.ndarray:
+    """Mean landmarks of the first ``rest_frames`` frames of a (T, 113, D) sequence."""
+    return landmarks[:rest_frames].mean(axis=0)
+
+
+def distance_curve(landmarks: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """Euclidean distance of each frame's flattened landmarks to the resting face."""
+    diff = (landmarks - rest[None]).reshape(len(landmarks), -1)
+    return np.sqrt(np.einsum("ij,ij->i", diff, diff, dtype=np.float64))
+
+
+def _check(landmarks: np.ndarray, config: PeakConfig) -> np.ndarray:
+    arr = np.asarray(landmarks)
+    if arr.ndim != 3 or arr.shape[1] != 113 or arr.shape[2] not in (2, 3):
+        raise InputError(f"landmark sequence must be (T, 113, 2|3), got {arr.shape}")
+    if len(arr) < max(config.savgol_window, config.rest_frames + 2):
+        raise InputError(f"sequence of {len(arr)} frames is too short for peak activation "
+                         f"(needs >= {max(config.savgol_window, config.rest_frames + 2)})")
+    if not np.all(np.isfinite(arr)):
+        raise InputError("landmark sequence contains NaN or inf")
+    return arr[..., :2].astype(np.float64)
+
+
+def peak_activation(landmarks: np.ndarray, config: PeakConfig | None = None) -> PeakResult:
+    """Run the paper's offline algorithm on a (T, 113, 2|3) landmark sequence (x, y are used)."""
+    config = config or PeakConfig()
+    xy = _check(landmarks, config)
+    rest = resting_face(xy, config.rest_frames)
+    distance = distance_curve(xy, rest)
+    smoothed = savgol_filter(distance, config.savgol_window, config.savgol_polyorder, mode="interp")
+    acceleration = np.gradient(np.gradient(smoothed))
+    target = int(np.argmax(smoothed))
+    if config.peak_before_target:
+        # Search after the resting frames and up to the target; a target inside the resting
+        # frames (no expression) degenerates to the target itself.
+        lo = min(config.rest_frames, target)
+        peak = lo + int(np.argmax(acceleration[lo:target + 1]))
+    else:
+        peak = int(np.argmax(acceleration))
+    return PeakResult(rest=rest.astype(np.float32), distance=distance, smoothed=smoothed,
+                      acceleration=acceleration, target_frame=target, peak_frame=peak)
