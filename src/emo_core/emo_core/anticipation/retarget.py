@@ -46,60 +46,59 @@ class RetargetConfig:
 
 
 class Retargeter:
-    """Maps human metric landmarks to robot-space landmarks for the inverse model."""
+    """Maps human metric landmarks to robot-space landmarks for the inverse model.
 
-    def __init__(self, robot_rest: np.ndarray, robot_min: np.ndarray, robot_max: np.ndarray,
+    ``low``/``high`` are the signed per-landmark displacement bounds ``R_min - R_s`` and
+    ``R_max - R_s`` (113, 2): ``low <= 0 <= high``.
+    """
+
+    def __init__(self, robot_rest: np.ndarray, low: np.ndarray, high: np.ndarray,
                  config: RetargetConfig | None = None) -> None:
         self.config = config or RetargetConfig()
         self.robot_rest = check_points(robot_rest, "robot rest face", dims=(2, 3))[:, :2].astype(np.float32)
-        lo = check_points(robot_min, "robot range min", dims=(2, 3))[:, :2]
-        hi = check_points(robot_max, "robot range max", dims=(2, 3))[:, :2]
+        lo = check_points(low, "robot range low", dims=(2, 3))[:, :2]
+        hi = check_points(high, "robot range high", dims=(2, 3))[:, :2]
         if np.any(lo > hi):
-            raise InputError("robot motion range has min > max")
-        # Offsets from the rest face; a rest face outside its own range would invert the clip.
-        self.low = np.minimum(lo - self.robot_rest, 0.0).astype(np.float32)
-        self.high = np.maximum(hi - self.robot_rest, 0.0).astype(np.float32)
+            raise InputError("robot motion range has low > high")
+        # A rest face outside its own range would invert the clip: keep 0 inside [low, high].
+        self.low = np.minimum(lo, 0.0).astype(np.float32)
+        self.high = np.maximum(hi, 0.0).astype(np.float32)
 
     @classmethod
     def from_twin(cls, twin: Any, config: RetargetConfig | None = None) -> "Retargeter":
-        """Robot rest face and per-landmark motion range from a digital twin."""
+        """Robot rest face and signed motion bounds from a digital twin.
+
+        Uses ``twin.motion_bounds()`` (signed displacement from rest) when present, else
+        ``twin.motion_range()`` as a symmetric +-range.
+        """
         rest = np.asarray(twin.rest_face(), dtype=np.float32)
-        low, high = _unpack_range(twin.motion_range())
-        return cls(rest, low, high, config)
+        if hasattr(twin, "motion_bounds"):
+            low, high = twin.motion_bounds()
+        else:
+            span = np.abs(np.asarray(twin.motion_range(), dtype=np.float32))
+            low, high = -span, span
+        return cls(rest, np.asarray(low, np.float32), np.asarray(high, np.float32), config)
 
     @classmethod
     def from_babbling(cls, landmarks: np.ndarray, robot_rest: np.ndarray,
                       config: RetargetConfig | None = None) -> "Retargeter":
-        """Ranges from a babbling dataset's robot landmarks (N, 113, 2|3): per-landmark min/max."""
+        """Bounds from a babbling dataset's robot landmarks (N, 113, 2|3): per-landmark min/max."""
         arr = np.asarray(landmarks, dtype=np.float32)
         if arr.ndim != 3 or arr.shape[1] != N_LANDMARKS or len(arr) == 0:
             raise InputError(f"babbling landmarks must be (N, 113, 2|3), got {arr.shape}")
-        return cls(robot_rest, arr.min(axis=0), arr.max(axis=0), config)
+        rest = np.asarray(robot_rest, dtype=np.float32)[:, :2]
+        xy = arr[..., :2]
+        return cls(rest, xy.min(axis=0) - rest, xy.max(axis=0) - rest, config)
 
     def __call__(self, human: np.ndarray, human_rest: np.ndarray) -> np.ndarray:
-        """(113, 2|3) or (N, 113, 2|3) human landmarks + (113, 2|3) human rest -> robot (…, 113, 2)."""
+        """(113, 2|3) or (N, 113, 2|3) human landmarks + (113, 2|3) human rest -> robot (..., 113, 2)."""
         h = np.asarray(human, dtype=np.float32)
         rest = np.asarray(human_rest, dtype=np.float32)[..., :2]
         if h.shape[-2:] not in ((N_LANDMARKS, 2), (N_LANDMARKS, 3)) or rest.shape != (N_LANDMARKS, 2):
-            raise InputError(f"retarget expects (…, 113, 2|3) landmarks and a (113, 2) rest face, "
+            raise InputError(f"retarget expects (..., 113, 2|3) landmarks and a (113, 2) rest face, "
                              f"got {h.shape} and {rest.shape}")
         d = h[..., :2] - rest
         k = np.float32(self.config.k)
         if self.config.scale_before_clip:
             return self.robot_rest + np.clip(k * d, self.low, self.high)
         return self.robot_rest + k * np.clip(d, self.low, self.high)
-
-
-def _unpack_range(value: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Accept ``(low, high)``, ``{"min"/"low": .., "max"/"high": ..}`` or an object with attributes."""
-    if isinstance(value, dict):
-        low = value.get("min", value.get("low"))
-        high = value.get("max", value.get("high"))
-    elif isinstance(value, (tuple, list)) and len(value) == 2:
-        low, high = value
-    else:
-        low = getattr(value, "low", getattr(value, "min", None))
-        high = getattr(value, "high", getattr(value, "max", None))
-    if low is None or high is None:
-        raise InputError(f"cannot read a motion range (min, max) from {type(value).__name__}")
-    return np.asarray(low, dtype=np.float32), np.asarray(high, dtype=np.float32)
