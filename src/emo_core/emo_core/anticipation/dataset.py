@@ -227,3 +227,10 @@ def kfold_by_participant(subjects: Sequence[str] | np.ndarray, k: int = 5,
         test_mask = np.isin(subjects, group)
         out.append((np.flatnonzero(~test_mask), np.flatnonzero(test_mask)))
     return out
+
+
+def load_sequences(path: str) -> list:
+    """The sequences of a human sequence dataset file (``emo sim sequences`` / ``emo dataset mmi``)."""
+    from ..datasets.human import HumanSequenceDataset
+
+    return list(HumanSequenceDataset.load(path))

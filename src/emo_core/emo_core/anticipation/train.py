@@ -155,3 +155,34 @@ def train_predictor(windows: PeakWindows, config: TrainConfig | None = None,
     card["metrics"]["best_epoch"] = best[1]
     card["metrics"]["epochs_run"] = len(history)
     return TrainResult(predictor=ExpressionPredictor(module, card, bank), history=history, best_epoch=best[1])
+
+
+def cross_validate(windows: PeakWindows, config: TrainConfig, by: str = "participant",
+                   k: int = 5) -> dict[str, Any]:
+    """k-fold cross-validation (the paper's supplementary tests): by video or by participant.
+
+    Each fold trains on the other folds (with its own 80/20 per-participant early-stopping split)
+    and reports model and mimicry MAE on the held-out fold's evaluation pairs.
+    """
+    from .dataset import kfold_by_participant, kfold_by_video
+
+    if by == "participant":
+        folds = kfold_by_participant(windows.subject, k, config.seed)
+    elif by == "video":
+        folds = kfold_by_video(len(windows), k, config.seed)
+    else:
+        raise InputError(f"cross-validation is by 'video' or 'participant', not {by!r}")
+    rows = []
+    for i, (train_idx, test_idx) in enumerate(folds):
+        LOG.info("fold %d/%d: %d train, %d test videos", i + 1, k, len(train_idx), len(test_idx))
+        result = train_predictor(windows.subset(train_idx), config)
+        pairs = eval_pairs(windows.subset(test_idx))
+        pred, _ = result.predictor.predict_batch(pairs.x)
+        rows.append({"fold": i, "test_videos": int(len(test_idx)),
+                     "model_mae": float(mae(pred, pairs.y).mean()),
+                     "mimicry_mae": float(mae(pairs.x[:, -1], pairs.y).mean())})
+    model = np.array([r["model_mae"] for r in rows])
+    mimic = np.array([r["mimicry_mae"] for r in rows])
+    return {"by": by, "k": k, "folds": rows,
+            "summary": {"by": by, "k": k, "model_mae": float(model.mean()), "model_sd": float(model.std()),
+                        "mimicry_mae": float(mimic.mean()), "ratio": float(model.mean() / mimic.mean())}}

@@ -1,0 +1,83 @@
+"""``emo bench anticipation``: predictor and predictor + retarget + inverse on one sample.
+
+Measured side by side (interleaved) in one run:
+
+* ``predictor``: the shipped predictor's numpy fast path, one 4-frame sample;
+* ``predictor_paper_torch``: the paper's 8-layer predictor architecture run eagerly in PyTorch on
+  one sample (``torch.no_grad``), the reference the paper's ~1.5 ms (650 fps) corresponds to;
+* ``pipeline``: predictor + retarget (eq. 1-2) + the shipped inverse model's fast path;
+* ``pipeline_paper_torch``: the paper predictor + the paper inverse architecture (226-1024-512-11,
+  ReLU + batch norm, sigmoid), both eager PyTorch on one sample (the paper's "2 ms").
+
+Ratios: ``predictor_vs_paper`` and ``predict_inverse_vs_paper`` (ours / paper's, lower is better).
+Untrained weights are used for the paper architectures: speed does not depend on their values.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .timing import BenchResult, interleaved, percentiles_ms
+
+NAME = "anticipation"
+
+
+def _sample(predictor) -> np.ndarray:
+    """A plausible input: a training face from the model's bank, slightly moving."""
+    rng = np.random.default_rng(0)
+    base = predictor.random_faces[0] if len(predictor.random_faces) else np.zeros((113, 2), np.float32)
+    steps = rng.normal(scale=0.003, size=(4, 113, 2)).cumsum(axis=0)
+    return (base[None] + steps).astype(np.float32)
+
+
+def run(quick: bool = False) -> BenchResult:
+    from ..anticipation.predictor import ExpressionPredictor, PaperPredictor
+    from ..anticipation.retarget import Retargeter
+    from ..selfmodel.inverse import InverseModel
+    from ..selfmodel.model import ArchConfig, InverseNet
+    from ..twin import DigitalTwin
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)   # one sample: extra threads only add synchronization
+    try:
+        predictor = ExpressionPredictor.load(None)
+        inverse = InverseModel.load(None)
+        twin = DigitalTwin(seed=0)
+        retarget = Retargeter.from_twin(twin)
+        frames = _sample(predictor)
+        rest = frames[0]
+        torch.manual_seed(0)
+        paper_pred = PaperPredictor().eval()
+        paper_inv = InverseNet(ArchConfig.paper()).eval()
+        x_t = torch.from_numpy(frames[None])
+
+        def ours_predict() -> object:
+            return predictor.predict(frames)
+
+        def ours_pipeline() -> object:
+            pred = predictor.predict(frames)
+            return inverse.predict(retarget(pred.target, rest))
+
+        def paper_predict() -> object:
+            with torch.no_grad():
+                return paper_pred(x_t)
+
+        def paper_pipeline() -> object:
+            with torch.no_grad():
+                return paper_inv(paper_pred(x_t).reshape(1, -1))
+
+        repeats = 300 if quick else 3000
+        times = interleaved({"predictor": ours_predict, "predictor_paper_torch": paper_predict,
+                             "pipeline": ours_pipeline, "pipeline_paper_torch": paper_pipeline},
+                            repeats=repeats, warmup=50)
+    finally:
+        torch.set_num_threads(threads)
+    stats = {name: percentiles_ms(t) for name, t in times.items()}
+    figures: dict = {f"{name}_ms": s for name, s in stats.items()}
+    figures["predictor_p50_us"] = stats["predictor"]["p50"] * 1e3
+    figures["pipeline_p50_us"] = stats["pipeline"]["p50"] * 1e3
+    figures["predictor_architecture"] = predictor.architecture
+    figures["targets"] = "predictor p50 <= 50 us (paper ~1.5 ms); predictor+retarget+inverse <= 100 us (paper 2 ms)"
+    ratios = {"predictor_vs_paper": stats["predictor"]["p50"] / stats["predictor_paper_torch"]["p50"],
+              "predict_inverse_vs_paper": stats["pipeline"]["p50"] / stats["pipeline_paper_torch"]["p50"]}
+    return BenchResult(figures=figures, ratios=ratios)

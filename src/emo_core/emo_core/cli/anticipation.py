@@ -1,0 +1,190 @@
+"""``emo train predictor``, ``emo eval predictor``, ``emo dataset peaks``, ``emo dataset mmi``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+LOG = logging.getLogger(__name__)
+
+
+def _config(args: argparse.Namespace):
+    from ..anticipation.config import load_anticipation_config
+
+    return load_anticipation_config(getattr(args, "config", None))
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN -> null, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ..anticipation.dataset import build_windows, load_sequences
+    from ..anticipation.train import TrainConfig, cross_validate, train_predictor
+
+    config = _config(args)
+    sequences = load_sequences(args.data)
+    windows, report = build_windows(sequences, config.peak)
+    LOG.info("%d expression videos (%d distractors skipped, %d windows clamped at an edge)",
+             report.used, report.skipped_distractors, report.clamped)
+    train_cfg = TrainConfig(architecture=args.arch, hidden=args.hidden, lr=args.lr,
+                            batch_size=args.batch_size, epochs=args.epochs,
+                            pairs_per_epoch=args.pairs_per_epoch, patience=args.patience,
+                            seed=args.seed, threads=args.threads, progress=not args.quiet)
+    out = Path(args.out)
+    if args.cv:
+        folds = cross_validate(windows, train_cfg, by=args.cv, k=args.folds)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"cv_{args.cv}.json").write_text(json.dumps(_clean(folds), indent=2) + "\n")
+        print(json.dumps(_clean(folds["summary"])))
+        return 0
+    result = train_predictor(windows, train_cfg, extra_card={"source": {"file": Path(args.data).name,
+                                                                        "command": "emo train predictor"}})
+    result.predictor.save(out)
+    m = result.predictor.card["metrics"]
+    print(f"saved {args.arch} predictor to {out}: validation MAE {m['val_mae']:.4f} "
+          f"(mimicry {m['val_mimicry_mae']:.4f}), time-to-apex MAE {m['val_tta_mae_ms']:.0f} ms, "
+          f"best epoch {m['best_epoch']}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from ..anticipation.dataset import load_sequences
+    from ..anticipation.evaluate import EvalConfig, evaluate, plot_errors
+    from ..anticipation.predictor import ExpressionPredictor
+
+    config = _config(args)
+    predictor = ExpressionPredictor.load(args.model)
+    sequences = load_sequences(args.data)
+    inverse, twin = _robot(args)
+    result, errors = evaluate(sequences, predictor, inverse, twin,
+                              EvalConfig(threshold=args.threshold, seed=args.seed, peak=config.peak,
+                                         detector=config.detector, retarget=config.retarget))
+    if args.plots:
+        result["plots"] = [str(plot_errors(errors, Path(args.plots) / "fig4b_predictor.png"))]
+    if args.json:
+        print(json.dumps(_clean(result)))
+    else:
+        _print_summary(result)
+    return 0
+
+
+def _robot(args: argparse.Namespace) -> tuple[Any, Any]:
+    """Inverse model + twin for the confusion matrix; (None, None) with --no-confusion."""
+    if args.no_confusion:
+        return None, None
+    from ..selfmodel.inverse import InverseModel
+    from ..twin import DigitalTwin
+
+    return InverseModel.load(args.inverse), DigitalTwin(seed=args.seed)
+
+
+def _print_summary(result: dict[str, Any]) -> None:
+    print(f"n={result['n']} videos of {result['subjects']} held-out subjects")
+    for name in ("model", "mimicry", "random"):
+        print(f"  {name:<8} MAE {result[name]['mae']:.4f} (sem {result[name]['sem']:.4f})")
+    print(f"  model / mimicry = {result['improvement_vs_mimicry']:.3f}")
+    print(f"  time to apex MAE {result['time_to_apex']['mae_ms']:.0f} ms")
+    if "confusion" in result:
+        c = result["confusion"]
+        print(f"  confusion: accuracy {c['accuracy']:.3f} (paper 0.722) ppv {c['ppv']:.3f} "
+              f"sensitivity {c['sensitivity']:.3f} fpr {c['fpr']:.3f} for {c['for']:.3f}")
+    d = result["detector"]
+    print(f"  detector: fired before half onset {d['fired_before_half_onset']:.3f}, "
+          f"false triggers/min {d['false_triggers_per_minute']:.2f}")
+
+
+def _peaks(args: argparse.Namespace) -> int:
+    from ..anticipation.dataset import is_expression, load_sequences
+    from ..anticipation.peak import peak_activation
+
+    config = _config(args)
+    rows = []
+    for i, seq in enumerate(load_sequences(args.data)):
+        if args.index is not None and i != args.index:
+            continue
+        found = peak_activation(seq.landmarks, config.peak)
+        rows.append({"index": i, "subject": str(seq.subject), "label": str(seq.label),
+                     "frames": len(seq.landmarks), "fps": float(seq.fps),
+                     "peak_frame": found.peak_frame, "target_frame": found.target_frame,
+                     "onset_frame": int(getattr(seq, "onset_frame", -1)),
+                     "apex_frame": int(getattr(seq, "apex_frame", -1)),
+                     "expression": is_expression(seq)})
+    if args.index is not None and not rows:
+        raise InputError(f"no sequence {args.index} in {args.data}")
+    for row in rows:
+        print(json.dumps(row))
+    return 0
+
+
+def _mmi(args: argparse.Namespace) -> int:
+    from ..anticipation.mmi import load_mmi
+
+    dataset, report = load_mmi(args.videos, args.labels, fps=args.fps, max_missing=args.max_missing)
+    dataset.save(args.out)
+    print(f"wrote {len(dataset)} sequences to {args.out} ({len(report.skipped)} videos skipped)")
+    for line in report.skipped:
+        LOG.warning("skipped %s", line)
+    return 0
+
+
+def register(registry) -> None:
+    registry.group("train", "train models")
+    p = registry.command("train predictor", "train the expression predictor on human sequences", _train)
+    p.add_argument("--data", required=True, help="human sequence dataset (.npz, emo sim sequences)")
+    p.add_argument("--out", required=True, help="model directory to write (model.safetensors + card.json)")
+    p.add_argument("--arch", choices=("delta", "paper"), default="delta",
+                   help="delta: improved variant (default); paper: the paper's 8-layer reference")
+    p.add_argument("--hidden", type=int, default=256, help="hidden width of the delta model")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-5 paper, 1e-3 delta)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--pairs-per-epoch", type=int, default=16384, help="augmented pairs drawn per epoch")
+    p.add_argument("--patience", type=int, default=12, help="early stopping patience (epochs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--cv", choices=("video", "participant"), default=None,
+                   help="run k-fold cross-validation instead (writes cv_<by>.json into --out)")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--config", default=None, help="anticipation.yaml (default: the project's)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    registry.group("eval", "evaluate models")
+    p = registry.command("eval predictor", "predictor vs mimicry/random, Table 1 confusion, detector", _eval)
+    p.add_argument("--data", required=True, help="held-out human sequence dataset (.npz)")
+    p.add_argument("--model", default=None, help="predictor directory (default: the shipped model)")
+    p.add_argument("--inverse", default=None, help="inverse model directory (default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--plots", default=None, help="directory for the Fig. 4B-style box plot")
+    p.add_argument("--threshold", type=float, default=0.25, help="command activation threshold")
+    p.add_argument("--no-confusion", action="store_true", help="skip retarget + inverse model")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--config", default=None, help="anticipation.yaml (default: the project's)")
+
+    registry.group("dataset", "inspect and convert datasets")
+    p = registry.command("dataset peaks", "offline peak activation and target frame of each sequence", _peaks)
+    p.add_argument("--data", required=True, help="human sequence dataset (.npz)")
+    p.add_argument("--index", type=int, default=None, help="only this sequence")
+    p.add_argument("--config", default=None)
+    p = registry.command("dataset mmi", "MMI-style videos + labels -> human sequence dataset (.npz)", _mmi)
+    p.add_argument("--videos", required=True, help="directory of videos")
+    p.add_argument("--labels", default=None, help="labels CSV/JSON (default: a .json beside each video)")
+    p.add_argument("--out", required=True, help="output .npz")
+    p.add_argument("--fps", type=float, default=None, help="override the videos' frame rate")
+    p.add_argument("--max-missing", type=float, default=0.2, help="skip videos with more missed faces")
