@@ -1,0 +1,204 @@
+"""Draw a 113-landmark face (robot twin or human metric face) as an RGB image, for rviz and videos.
+
+The points are auto-fitted into the image (x to the face's left = image right, y down), so any
+face in the metric/robot frame renders the same way. Drawing is done at 2x and downsampled, which
+gives smooth edges with OpenCV's primitives.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+from ..schema import N_LANDMARKS, REGIONS, check_points
+from . import topology as topo
+
+# Colours (RGB). Emo's silicone skin is a light blue; features are drawn darker.
+BACKGROUND = (36, 40, 48)
+SKIN = (168, 197, 226)
+SKIN_EDGE = (96, 122, 156)
+SCLERA = (246, 246, 242)
+IRIS = (70, 96, 128)
+PUPIL = (12, 14, 18)
+LID = (58, 72, 96)
+BROW = (62, 56, 60)
+LIP = (196, 110, 128)
+LIP_EDGE = (132, 62, 80)
+MOUTH = (48, 20, 28)
+TEETH = (236, 232, 220)
+HIGHLIGHT = (255, 64, 48)
+TEXT = (230, 230, 230)
+
+_SUPERSAMPLE = 2
+_TITLE_PX = 30
+
+
+def render_face(points: np.ndarray, size: tuple[int, int] = (480, 480), *, title: str | None = None,
+                highlight: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+    """RGB uint8 image (height, width, 3) of the face; ``size`` is (width, height).
+
+    ``highlight``: canonical landmark indices (or a boolean mask of 113) drawn as red dots.
+    """
+    pts = check_points(points, "render_face points", dims=(2, 3))[:, :2].astype(np.float64)
+    width, height = _check_size(size)
+    s = _SUPERSAMPLE
+    canvas = np.empty((height * s, width * s, 3), np.uint8)
+    canvas[:] = BACKGROUND
+    top = _TITLE_PX * s if title else 0
+    outline = _silhouette(pts)
+    to_px = _fit(outline, width * s, height * s - top, top)
+    thick = max(1, int(round(min(width, height) * s / 240)))
+    _draw_skin(canvas, to_px(outline), thick)
+    scale = to_px.scale
+    for side in ("right", "left"):
+        _draw_eye(canvas, pts, side, to_px, thick)
+        _draw_brow(canvas, pts, side, to_px)
+    _draw_nose(canvas, pts, to_px, thick)
+    _draw_mouth(canvas, pts, to_px, thick, scale)
+    cv2.polylines(canvas, [_px(to_px(pts[topo.JAW]))], False, SKIN_EDGE, thick, cv2.LINE_AA)
+    if highlight is not None:
+        for i in _highlight_indices(highlight):
+            cv2.circle(canvas, tuple(_px(to_px(pts[i:i + 1]))[0]), 2 * thick + 1, HIGHLIGHT, -1, cv2.LINE_AA)
+    image = cv2.resize(canvas, (width, height), interpolation=cv2.INTER_AREA)
+    if title:
+        cv2.putText(image, title, (8, _TITLE_PX - 9), cv2.FONT_HERSHEY_SIMPLEX, 0.6, TEXT, 1, cv2.LINE_AA)
+    return image
+
+
+class _Fit:
+    """Uniform scale + offset mapping face coordinates into a pixel box."""
+
+    def __init__(self, scale: float, offset: np.ndarray) -> None:
+        self.scale = scale
+        self.offset = offset
+
+    def __call__(self, xy: np.ndarray) -> np.ndarray:
+        return xy * self.scale + self.offset
+
+
+def _fit(outline: np.ndarray, width: int, height: int, top: int, margin: float = 0.06) -> _Fit:
+    lo, hi = outline.min(axis=0), outline.max(axis=0)
+    extent = np.maximum(hi - lo, 1e-6)
+    scale = float(min(width * (1 - 2 * margin) / extent[0], height * (1 - 2 * margin) / extent[1]))
+    centre_px = np.array([width / 2.0, top + height / 2.0])
+    return _Fit(scale, centre_px - scale * (lo + hi) / 2.0)
+
+
+def _check_size(size: tuple[int, int]) -> tuple[int, int]:
+    try:
+        width, height = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise InputError(f"size must be (width, height), got {size!r}") from None
+    if not (32 <= width <= 4096 and 32 <= height <= 4096):
+        raise InputError(f"image size must be 32..4096 pixels per side, got {width}x{height}")
+    return width, height
+
+
+def _highlight_indices(highlight) -> np.ndarray:
+    arr = np.asarray(highlight)
+    if arr.dtype == bool:
+        if arr.shape != (N_LANDMARKS,):
+            raise InputError(f"highlight mask must have 113 entries, got {arr.shape}")
+        return np.flatnonzero(arr)
+    idx = arr.astype(np.int64).ravel()
+    if idx.size and (idx.min() < 0 or idx.max() >= N_LANDMARKS):
+        raise InputError("highlight indices must be in 0..112")
+    return idx
+
+
+def _px(xy: np.ndarray) -> np.ndarray:
+    return np.round(xy).astype(np.int32)
+
+
+# ---------------------------------------------------------------- face parts
+def _silhouette(pts: np.ndarray) -> np.ndarray:
+    """Head outline: the jaw contour plus a forehead arc over the brows (not landmarks, estimated)."""
+    jaw = pts[topo.JAW]
+    ear_r, ear_l = jaw[0], jaw[-1]
+    brow_top = pts[topo.BROWS, 1].min()
+    chin = pts[topo.CHIN, 1]
+    crown = brow_top - 0.38 * (chin - brow_top)
+    centre = 0.5 * (ear_r + ear_l)
+    half_w = 0.5 * np.linalg.norm(ear_l - ear_r) * 1.02
+    t = np.linspace(0.0, np.pi, 25)[1:-1]
+    arc = np.stack([centre[0] + half_w * np.cos(t), centre[1] - (centre[1] - crown) * np.sin(t)], axis=1)
+    return np.concatenate([jaw, arc])          # ear (right) -> chin -> ear (left) -> forehead
+
+
+def _draw_skin(canvas: np.ndarray, outline_px: np.ndarray, thick: int) -> None:
+    poly = _px(outline_px)
+    cv2.fillPoly(canvas, [poly], SKIN, cv2.LINE_AA)
+    cv2.polylines(canvas, [poly], True, SKIN_EDGE, thick, cv2.LINE_AA)
+
+
+def _draw_eye(canvas: np.ndarray, pts: np.ndarray, side: str, to_px: _Fit, thick: int) -> None:
+    ids = topo.EYES[side]
+    contour = pts[ids]
+    poly = _px(to_px(contour))
+    mask = np.zeros(canvas.shape[:2], np.uint8)
+    cv2.fillPoly(mask, [poly], 255, cv2.LINE_AA)
+    eye = canvas.copy()
+    cv2.fillPoly(eye, [poly], SCLERA, cv2.LINE_AA)
+    # Iris and pupil (the pupil holds Emo's eye camera), clipped by the lids.
+    corners = contour[[0, 8]]
+    centre = corners.mean(axis=0)
+    centre[1] = 0.5 * (np.median(contour[1:8, 1]) + np.median(contour[9:16, 1])) if _open(contour) else centre[1]
+    eye_width = np.linalg.norm(corners[1] - corners[0])
+    c_px = tuple(_px(to_px(centre[None]))[0])
+    cv2.circle(eye, c_px, max(1, int(0.21 * eye_width * to_px.scale)), IRIS, -1, cv2.LINE_AA)
+    cv2.circle(eye, c_px, max(1, int(0.09 * eye_width * to_px.scale)), PUPIL, -1, cv2.LINE_AA)
+    inside = mask > 0
+    canvas[inside] = eye[inside]
+    upper = _px(to_px(contour[:9]))
+    lower = _px(to_px(np.concatenate([contour[8:], contour[:1]])))
+    cv2.polylines(canvas, [upper], False, LID, 2 * thick, cv2.LINE_AA)
+    cv2.polylines(canvas, [lower], False, LID, thick, cv2.LINE_AA)
+
+
+def _open(contour: np.ndarray) -> bool:
+    return bool(np.median(contour[9:16, 1]) - np.median(contour[1:8, 1]) > 1e-3)
+
+
+def _draw_brow(canvas: np.ndarray, pts: np.ndarray, side: str, to_px: _Fit) -> None:
+    upper = pts[topo.BROW_UPPER_EDGE[side]]
+    lower = pts[topo.BROW_LOWER_EDGE[side]]
+    poly = _px(to_px(np.concatenate([upper, lower[::-1]])))
+    cv2.fillPoly(canvas, [poly], BROW, cv2.LINE_AA)
+    cv2.polylines(canvas, [poly], True, BROW, 2, cv2.LINE_AA)
+
+
+def _draw_nose(canvas: np.ndarray, pts: np.ndarray, to_px: _Fit, thick: int) -> None:
+    """A discreet nose between the eyes and the mouth (the nose carries no expression landmarks)."""
+    eyes_y = pts[np.concatenate([topo.EYE_INNER_CORNERS, topo.EYE_OUTER_CORNERS]), 1].mean()
+    inner_x = np.abs(pts[topo.EYE_INNER_CORNERS, 0]).mean()
+    mouth_top = pts[topo.LIP_UPPER_OUTER, 1].min()
+    tip_y = eyes_y + 0.78 * (mouth_top - eyes_y)
+    w = 0.55 * inner_x
+    side = np.array([[-w, tip_y - 0.05], [-0.45 * w, tip_y + 0.06], [0.0, tip_y + 0.03],
+                     [0.45 * w, tip_y + 0.06], [w, tip_y - 0.05]])
+    ridge = np.array([[0.0, eyes_y + 0.15], [0.02, tip_y - 0.1]])
+    cv2.polylines(canvas, [_px(to_px(side))], False, SKIN_EDGE, thick, cv2.LINE_AA)
+    cv2.polylines(canvas, [_px(to_px(ridge))], False, SKIN_EDGE, max(1, thick // 2), cv2.LINE_AA)
+
+
+def _draw_mouth(canvas: np.ndarray, pts: np.ndarray, to_px: _Fit, thick: int, scale: float) -> None:
+    outer = _px(to_px(pts[topo.LIP_OUTER_LOOP]))
+    inner_pts = pts[topo.LIP_INNER_LOOP]
+    inner = _px(to_px(inner_pts))
+    cv2.fillPoly(canvas, [outer], LIP, cv2.LINE_AA)
+    gap = pts[topo.LIP_LOWER_INNER, 1] - pts[topo.LIP_UPPER_INNER, 1]
+    if gap.max() * scale > 1.5:
+        mask = np.zeros(canvas.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [inner], 255, cv2.LINE_AA)
+        mouth = canvas.copy()
+        cv2.fillPoly(mouth, [inner], MOUTH, cv2.LINE_AA)
+        # Upper teeth: a band under the upper lip's inner edge.
+        upper_curve = pts[topo.UPPER_INNER_CURVE]
+        band = np.concatenate([upper_curve, (upper_curve + [0.0, 0.09])[::-1]])
+        cv2.fillPoly(mouth, [_px(to_px(band))], TEETH, cv2.LINE_AA)
+        inside = mask > 0
+        canvas[inside] = mouth[inside]
+    cv2.polylines(canvas, [inner], True, LIP_EDGE, thick, cv2.LINE_AA)
+    cv2.polylines(canvas, [outer], True, LIP_EDGE, thick, cv2.LINE_AA)
