@@ -1,0 +1,137 @@
+"""Expression predictor: architectures, fast path, files and schema checks, training, evaluation."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from emo_core.anticipation.dataset import build_windows, eval_pairs
+from emo_core.anticipation.predictor import (
+    CARD_FILE, DeltaPredictor, ExpressionPredictor, PaperPredictor, new_card,
+)
+from emo_core.anticipation.train import TrainConfig, mae, train_predictor
+from emo_core.errors import InputError, SchemaError
+
+
+@dataclass
+class Seq:
+    landmarks: np.ndarray
+    fps: float
+    subject: str
+    label: str
+    onset_frame: int
+    apex_frame: int
+
+
+def toy_people(subjects: int, videos: int, seed: int) -> list[Seq]:
+    """Faces that rise along one of 4 expression directions with a smooth onset (learnable)."""
+    rng = np.random.default_rng(seed)
+    base = np.random.default_rng(99).normal(scale=0.3, size=(113, 2))
+    directions = np.random.default_rng(98).normal(scale=0.04, size=(4, 113, 2))
+    out = []
+    for s in range(subjects):
+        face = base + rng.normal(scale=0.01, size=(113, 2))
+        for _ in range(videos):
+            e, onset = int(rng.integers(4)), int(rng.integers(12, 20))
+            duration = int(rng.integers(12, 30))
+            u = np.clip((np.arange(70) - onset) / duration, 0, 1)
+            rise = u ** 3 * (10 - 15 * u + 6 * u ** 2)
+            rise -= 0.004 * np.maximum(0, np.arange(70) - onset - duration)   # relax: unique apex
+            frames = face + rise[:, None, None] * rng.uniform(0.8, 1.2) * directions[e]
+            frames = frames + rng.normal(scale=1e-3, size=frames.shape)
+            out.append(Seq(frames.astype(np.float32), 30.0, f"s{seed}-{s}", f"e{e}", onset, onset + duration))
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained() -> ExpressionPredictor:
+    windows, _ = build_windows(toy_people(12, 8, seed=0))
+    config = TrainConfig(hidden=64, epochs=10, pairs_per_epoch=4096, patience=10, progress=False)
+    return train_predictor(windows, config).predictor
+
+
+def test_paper_architecture_layers_and_skip():
+    model = PaperPredictor()
+    assert len(model.fc) == 8
+    x = torch.randn(3, 4, 113, 2)
+    assert model(x).shape == (3, 113, 2)
+    # The skip: layer 6's pre-activation includes layer 4's output. Zeroing fc6 leaves tanh(h4).
+    with torch.no_grad():
+        model.fc[5].weight.zero_()
+        model.fc[5].bias.zero_()
+        h = x.reshape(3, -1)
+        for layer in model.fc[:4]:
+            h = torch.tanh(layer(h))
+        h6 = torch.tanh(h)
+        expected = model.fc[7](model.fc[6](h6)).reshape(3, 113, 2)
+    torch.testing.assert_close(model(x), expected)
+
+
+@pytest.mark.parametrize("module", [PaperPredictor(), DeltaPredictor(hidden=32)])
+def test_fast_path_equals_torch(module, tmp_path):
+    torch.manual_seed(0)
+    if isinstance(module, DeltaPredictor):
+        rng = np.random.default_rng(0)
+        x = rng.normal(size=(256, 4, 113, 2)).astype(np.float32)
+        module.set_normalization(x, rng.normal(size=(256, 113, 2)).astype(np.float32),
+                                 rng.uniform(0.1, 1.0, 256).astype(np.float32))
+    predictor = ExpressionPredictor(module, new_card(module, time_to_apex_mean_s=0.4))
+    x = np.random.default_rng(1).normal(scale=0.3, size=(16, 4, 113, 2)).astype(np.float32)
+    fast, fast_t = predictor.predict_batch(x)
+    ref, ref_t = predictor.predict_torch(x)
+    np.testing.assert_allclose(fast, ref, atol=2e-5)
+    np.testing.assert_allclose(fast_t, ref_t, atol=2e-5)
+    one = predictor.predict(x[3])
+    np.testing.assert_allclose(one.target, ref[3], atol=2e-5)
+    assert one.time_to_apex == pytest.approx(float(ref_t[3]), abs=1e-4)
+
+
+def test_training_beats_mimicry_on_held_out_subjects(trained: ExpressionPredictor):
+    test, _ = build_windows(toy_people(4, 6, seed=1))
+    pairs = eval_pairs(test)
+    pred, tta = trained.predict_batch(pairs.x)
+    model_err, mimicry_err = mae(pred, pairs.y).mean(), mae(pairs.x[:, -1], pairs.y).mean()
+    assert model_err < 0.8 * mimicry_err
+    assert np.abs(tta - pairs.time_to_apex).mean() < np.abs(pairs.time_to_apex - pairs.time_to_apex.mean()).mean()
+    card = trained.card
+    assert card["architecture"]["name"] == "delta" and card["data"]["subjects"] == 12
+    assert card["metrics"]["val_mae"] < card["metrics"]["val_mimicry_mae"]
+
+
+def test_save_load_round_trip_and_schema_refusal(trained: ExpressionPredictor, tmp_path):
+    path = trained.save(tmp_path / "model")
+    loaded = ExpressionPredictor.load(path)
+    x = np.random.default_rng(2).normal(scale=0.3, size=(5, 4, 113, 2)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict_batch(x)[0], trained.predict_batch(x)[0])
+    assert loaded.random_faces.shape == trained.random_faces.shape
+
+    card = json.loads((path / CARD_FILE).read_text())
+    card["input_schema"]["landmarks"] = 468
+    (path / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(SchemaError, match="input schema"):
+        ExpressionPredictor.load(path)
+    card["input_schema"]["landmarks"] = 113
+    card["architecture"]["hidden"] = 32                     # card no longer matches the weights
+    (path / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(SchemaError, match="do not match"):
+        ExpressionPredictor.load(path)
+    (path / "model.safetensors").write_bytes(b"not safetensors")
+    card["architecture"]["hidden"] = 64
+    (path / CARD_FILE).write_text(json.dumps(card))
+    with pytest.raises(SchemaError):
+        ExpressionPredictor.load(path)
+    with pytest.raises(InputError):
+        ExpressionPredictor.load(tmp_path / "nowhere")
+
+
+def test_bad_inputs_are_refused(trained: ExpressionPredictor):
+    with pytest.raises(InputError):
+        trained.predict(np.zeros((3, 113, 2)))
+    bad = np.zeros((4, 113, 2))
+    bad[2, 5, 0] = np.nan
+    with pytest.raises(InputError):
+        trained.predict(bad)
+    assert trained.predict(np.zeros((4, 113, 3))).target.shape == (113, 2)   # z is ignored
