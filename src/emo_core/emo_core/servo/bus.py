@@ -80,11 +80,22 @@ class EmoPortHandler(PortHandler):
         super().__init__(port_name)
         self.latency_timer_ms = float(latency_timer_ms)
         self.blocking_read = blocking_read
+        self.extra_timeout_ms = 0.0       # the bus sets this: return delays of the packets awaited
+        self._tx_done_ms = 0.0            # when the bytes written so far have left the adapter
+
+    def writePort(self, packet: list[int] | bytes) -> int:  # noqa: N802 (SDK naming)
+        now = self.getCurrentTime()
+        self._tx_done_ms = max(now, self._tx_done_ms) + len(packet) * self.tx_time_per_byte
+        return super().writePort(packet)
 
     def setPacketTimeout(self, packet_length: int) -> None:  # noqa: N802 (SDK naming)
-        # Same formula as the SDK, with our latency timer instead of its module constant.
-        self.packet_start_time = self.getCurrentTime()
-        self.packet_timeout = self.tx_time_per_byte * packet_length + self.latency_timer_ms * 2.0 + 2.0
+        # The SDK's formula, with our latency timer instead of its module constant, plus what it
+        # leaves out: the Return_Delay_Time of each awaited packet (26 servos at the factory 500 us
+        # would time out), and bytes still queued for transmission (a Sync Write sent just before).
+        now = self.getCurrentTime()
+        self.packet_start_time = now
+        self.packet_timeout = (self.tx_time_per_byte * packet_length + self.latency_timer_ms * 2.0 + 2.0
+                               + self.extra_timeout_ms + max(0.0, self._tx_done_ms - now))
 
     def readPort(self, length: int) -> bytes:  # noqa: N802 (SDK naming)
         if not self.blocking_read:
@@ -126,6 +137,9 @@ class ServoBus:
         self.blocking_read = blocking_read
         self.stats = BusStats()
         self.alerts: set[int] = set()
+        #: Return_Delay_Time assumed in timeouts, per status packet; the factory 250 x 2 us until the
+        #: driver has read (or written) the real value.
+        self.return_delay_us = 500.0
         self._port: EmoPortHandler | None = None
         self._ph = PacketHandler(2.0)
 
@@ -235,19 +249,45 @@ class ServoBus:
                              port=self.port_name, operation="sync write", register=what, ids=list(data),
                              tries=self.tries)
 
-    def sync_read(self, address: int, size: int, ids: Sequence[int], what: str) -> dict[int, bytes]:
+    def sync_read(self, address: int, size: int, ids: Sequence[int], what: str,
+                  allow_missing: bool = False) -> dict[int, bytes]:
         """One Sync Read of ``size`` bytes at ``address``; returns each id's bytes.
 
-        A servo that fails mid-way (timeout, CRC) is retried together with the ids after it, so
-        one lost packet costs one short re-read, not the whole cycle.
+        A servo that fails mid-way (timeout, CRC) is retried together with the ids after it, so one
+        lost packet costs one short re-read, not the whole cycle. With ``allow_missing``, a servo
+        that fails every try is left out of the result and the ids after it are still read --
+        unless nobody has answered by the second such servo: then the bus, not a servo, is down.
         """
-        port = self._require_port(f"sync read {what}")
-        pending = list(ids)
         out: dict[int, bytes] = {}
         errors: dict[int, int] = {}
+        pending = list(ids)
+        given_up: list[int] = []
         self.stats.operations += 1
+        while pending:
+            pending, comm = self._sync_read_tries(address, size, pending, what, out, errors)
+            if not pending:
+                break
+            if not allow_missing or (not out and given_up):
+                raise TransportError(
+                    f"sync read {what} from id(s) {describe_ids(ids)} on {self.port_name}: "
+                    f"{_comm_text(self._ph, comm)} from id {pending[0]} after {self.tries} tries",
+                    port=self.port_name, operation="sync read", register=what,
+                    ids=given_up + pending, tries=self.tries)
+            given_up.append(pending.pop(0))
+        if errors:
+            self.stats.servo_errors += 1
+            raise ServoError(f"sync read {what}: {_errors_text(errors)}", operation="sync read",
+                             register=what, errors=errors, tries=1)
+        return out
+
+    def _sync_read_tries(self, address: int, size: int, pending: list[int], what: str,
+                         out: dict[int, bytes], errors: dict[int, int]) -> tuple[list[int], int]:
+        """Up to ``tries`` Sync Reads of ``pending``, filling ``out``; returns the ids still unread
+        (the first of them is the one that kept failing) and the last communication result."""
+        port = self._require_port(f"sync read {what}")
         comm = COMM_SUCCESS
         for attempt in range(1, self.tries + 1):
+            port.extra_timeout_ms = len(pending) * self.return_delay_us / 1000.0
             try:
                 comm = self._ph.syncReadTx(port, address, size, pending, len(pending), False)
                 done = 0
@@ -256,10 +296,9 @@ class ServoBus:
                     data, comm, err = self._ph.readRx(port, dxl_id, size)
                     if comm != COMM_SUCCESS:
                         break
-                    if len(data) != size:
-                        comm = COMM_RX_CORRUPT if not err & 0x7F else COMM_SUCCESS
-                        if comm != COMM_SUCCESS:
-                            break
+                    if len(data) != size and not err & 0x7F:
+                        comm = COMM_RX_CORRUPT
+                        break
                     self._note_error(dxl_id, err, errors)
                     out[dxl_id] = bytes(data)
                     done += 1
@@ -269,20 +308,11 @@ class ServoBus:
                 port.is_using = False
             pending = pending[done:]
             if not pending:
-                break
+                return [], comm
             self._count_failure(comm)
             if attempt < self.tries:
                 self.stats.retries += 1
-        if pending:
-            raise TransportError(
-                f"sync read {what} from id(s) {describe_ids(ids)} on {self.port_name}: "
-                f"{_comm_text(self._ph, comm)} from id {pending[0]} after {self.tries} tries",
-                port=self.port_name, operation="sync read", register=what, ids=pending, tries=self.tries)
-        if errors:
-            self.stats.servo_errors += 1
-            raise ServoError(f"sync read {what}: {_errors_text(errors)}", operation="sync read",
-                             register=what, errors=errors, tries=1)
-        return out
+        return pending, comm
 
     # -- internals ----------------------------------------------------------------------------
     def _require_port(self, what: str) -> EmoPortHandler:
@@ -298,6 +328,7 @@ class ServoBus:
         tries = tries or self.tries
         self.stats.operations += 1
         comm = COMM_SUCCESS
+        port.extra_timeout_ms = self.return_delay_us / 1000.0
         for attempt in range(1, tries + 1):
             try:
                 result, comm, err = op(port)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -177,6 +178,9 @@ class ServoDriver:
         self._current_unit = np.array([m.current_unit_a for m in models], np.float64)
         self._velocity_unit = np.array([m.velocity_unit_rpm * 2 * math.pi / 60 for m in models], np.float64)
         self._regs = self._shared_registers()
+        # Hardware speed backstop written into each servo's Profile_Velocity.
+        self._profile_units = {s.id: s.model.velocity_units(s.max_velocity * self.config.profile_velocity_margin)
+                               for s in table.servos}
         self._block = self._cycle_block()
         self._setpoint = self._home.copy()
         self._target = self._home.copy()
@@ -194,8 +198,10 @@ class ServoDriver:
         self._active = False
         self._watchdog = False
         self._homing = False
-        self._last_command_t = -math.inf
+        self._watchdog_deadline = math.inf
         self._last_step_t: float | None = None
+        self._missing: set[int] = set()          # servos that stopped answering mid-run
+        self._next_probe_t = -math.inf
         self._next_poll_t = -math.inf
         self._next_reconnect_t = -math.inf
         self._last_reboot_t: dict[int, float] = {}
@@ -231,7 +237,7 @@ class ServoDriver:
         self._send_goals()
         self._torque(True)
         self._active = True
-        self._last_command_t = now
+        self._watchdog_deadline = now + self._watchdog_timeout
         self._last_step_t = now
         self._watchdog = False
         LOG.info("servo torque on (%d servos)", len(self._ids))
@@ -246,11 +252,7 @@ class ServoDriver:
                 self.wait_until_settled(timeout_s if timeout_s is not None else self.config.shutdown_timeout_s)
         finally:
             self._active = False
-            if self._connected:
-                self._torque(False)
-                LOG.info("servos homed, torque off")
-            else:
-                LOG.error("servo port %s is gone: cannot release torque", self.bus.port_name)
+            self._release()
 
     def close(self) -> None:
         """Release the port without moving anything (torque stays as it is)."""
@@ -259,7 +261,8 @@ class ServoDriver:
         self._opened = False
 
     def shutdown(self) -> None:
-        """Home, torque off, close. Safe to call twice; a Ctrl-C during homing skips to torque off."""
+        """Home, torque off, close. Safe to call twice. A Ctrl-C during homing skips to torque off;
+        bus errors are logged, not raised (shutdown runs in ``finally`` blocks and ``__exit__``)."""
         try:
             if self._active:
                 try:
@@ -267,9 +270,10 @@ class ServoDriver:
                 except KeyboardInterrupt:
                     LOG.warning("interrupted while homing: releasing torque now")
                     self._active = False
-                    if self._connected:
-                        self._torque(False)
+                    self._release()
                     raise
+                except (TransportError, ServoError) as exc:
+                    LOG.error("servo shutdown incomplete: %s", exc)
         finally:
             self.close()
 
@@ -303,7 +307,9 @@ class ServoDriver:
         ticks = self.table.norm_to_ticks(norm)        # clips to [0, 1], so within the limits
         self._target[mask] = np.clip(ticks[mask], self._lo[mask], self._hi[mask])
         self._arrive_at[mask] = np.nan if arrive_at is None else float(arrive_at)
-        self._last_command_t = self.clock.now()
+        now = self.clock.now()
+        # "Commands stopped" counts from the later of now and the planned arrival.
+        self._watchdog_deadline = max(now, float(arrive_at) if arrive_at is not None else now) + self._watchdog_timeout
         self._homing = False
         if self._watchdog:
             LOG.info("commands resumed: watchdog released")
@@ -341,10 +347,10 @@ class ServoDriver:
                 self._next_poll_t = now + self.config.status_poll_interval_s
                 self._poll_status()
             self._handle_alerts(now)
+            if self._missing and now >= self._next_probe_t:
+                self._probe_missing(now)
             self._failed_cycles = 0
-            if self._fault and not self._hw_error.any():
-                LOG.info("servo bus healthy again")
-                self._fault = ""
+            self._update_fault()
         except TransportError as exc:
             self._on_transport_error(exc, now)
         except ServoError as exc:
@@ -365,8 +371,8 @@ class ServoDriver:
         tolerance = self.config.home_tolerance_ticks if tolerance is None else tolerance
         deadline = self.clock.now() + timeout_s
         state = self.step()
-        while self.clock.now() < deadline:
-            if self._connected and self._settled(tolerance):
+        while self.clock.now() < deadline and self._connected:
+            if self._settled(tolerance):
                 return state
             self._sleep(self.config.control_period_s)
             state = self.step()
@@ -401,10 +407,9 @@ class ServoDriver:
         last = self._last_step_t if self._last_step_t is not None else now
         dt = min(max(now - last, 0.0), self.config.max_dt_s)
         self._last_step_t = now
-        timeout = self.config.watchdog_timeout_s
-        if timeout > 0 and not self._watchdog and now - self._last_command_t > timeout:
+        if not self._watchdog and now > self._watchdog_deadline:
             self._watchdog = True
-            LOG.warning("no servo command for %.2f s: easing to home", now - self._last_command_t)
+            LOG.warning("no servo command for %.2f s: easing to home", self._watchdog_timeout)
         homing = self._watchdog or self._homing
         target = self._home if self._watchdog else self._target
         vmax = self._vmax * (self.config.home_speed_scale if homing else 1.0)
@@ -421,8 +426,8 @@ class ServoDriver:
 
     def _settled(self, tolerance: int) -> bool:
         target = self._home if self._watchdog else self._target
-        return bool(np.all(np.abs(self._setpoint - target) < 0.5)
-                    and np.all(np.abs(self._present - np.rint(target)) <= tolerance))
+        ok = (np.abs(self._setpoint - target) < 0.5) & (np.abs(self._present - np.rint(target)) <= tolerance)
+        return bool(np.all(ok | self._stale | (self._hw_error != 0)))
 
     def _worst_error(self) -> str:
         target = np.rint(self._home if self._watchdog else self._target)
@@ -454,12 +459,15 @@ class ServoDriver:
             raise ConfigError("the per-cycle registers are not contiguous in this model's control table")
         return start, end - start, {r.name: (r.address - start, r) for r in regs}
 
-    def _connect(self) -> None:
+    def _connect(self, require_all: bool = True) -> None:
         self.bus.open()
         try:
-            self._verify_servos()
+            self._verify_servos(require_all)
             if self._configured:
-                self._configure_servos()
+                self._configure_servos(self._present_ids())
+            else:
+                delays = self._read_register("Return_Delay_Time")
+                self.bus.return_delay_us = 2.0 * max(delays.values())
             self._read_cycle()
             self._poll_status()
         except BaseException:
@@ -469,7 +477,9 @@ class ServoDriver:
         self._failed_cycles = 0
         self._next_poll_t = self.clock.now() + self.config.status_poll_interval_s
 
-    def _verify_servos(self) -> None:
+    def _verify_servos(self, require_all: bool) -> None:
+        """Ping every servo: all must answer with the table's model (at open), or at least one
+        (on reconnect: the silent ones are marked missing and probed later)."""
         missing, wrong = [], []
         for spec in self.table.servos:
             try:
@@ -483,25 +493,27 @@ class ServoDriver:
                 found = MODEL_BY_NUMBER.get(number)
                 wrong.append(f"{spec.name} (id {spec.id}) is model {number}"
                              f"{f' ({found.name})' if found else ''}, the table says {spec.model.name}")
-        if missing:
-            names = ", ".join(f"{s.name} (id {s.id})" for s in missing)
-            raise TransportError(f"servo(s) not answering on {self.bus.port_name}: {names}",
-                                 port=self.bus.port_name, operation="ping", ids=[s.id for s in missing])
         if wrong:
             raise ConfigError(f"servo model mismatch on {self.bus.port_name}: {'; '.join(wrong)}")
+        if missing and (require_all or len(missing) == len(self.table)):
+            raise TransportError(f"servo(s) not answering on {self.bus.port_name}: {self._describe(missing)}",
+                                 port=self.bus.port_name, operation="ping", ids=[s.id for s in missing])
+        self._missing = {s.id for s in missing}
 
-    def _configure_servos(self) -> None:
+    def _configure_servos(self, ids: list[int]) -> None:
         """Write what safety and bus timing need, touching EEPROM only where it differs."""
         r = self._regs
+        lo = dict(zip(self._ids, self.table.min_ticks.tolist()))
+        hi = dict(zip(self._ids, self.table.max_ticks.tolist()))
         want = {
-            "Return_Delay_Time": {i: 0 for i in self._ids},             # answer at once: bus time
-            "Operating_Mode": {i: 3 for i in self._ids},                # position control
-            "Min_Position_Limit": dict(zip(self._ids, self.table.min_ticks.tolist())),
-            "Max_Position_Limit": dict(zip(self._ids, self.table.max_ticks.tolist())),
+            "Return_Delay_Time": {i: 0 for i in ids},             # answer at once: bus time
+            "Operating_Mode": {i: 3 for i in ids},                # position control
+            "Min_Position_Limit": {i: lo[i] for i in ids},        # the servo's own hard limits
+            "Max_Position_Limit": {i: hi[i] for i in ids},
         }
-        torque = self._read_register("Torque_Enable")
+        torque = self._read_register("Torque_Enable", ids)
         for name, values in want.items():
-            present = self._read_register(name)
+            present = self._read_register(name, ids)
             for dxl_id, value in values.items():
                 if present[dxl_id] == value:
                     continue
@@ -510,50 +522,95 @@ class ServoDriver:
                     self.bus.write(dxl_id, r["Torque_Enable"], 0)
                     torque[dxl_id] = 0
                 self.bus.write(dxl_id, r[name], value)
-        if any(self._read_register("Status_Return_Level")[i] != 2 for i in self._ids):
-            self.bus.sync_write(r["Status_Return_Level"], {i: 2 for i in self._ids})
+        self.bus.return_delay_us = 0.0
+        if any(v != 2 for v in self._read_register("Status_Return_Level", ids).values()):
+            self.bus.sync_write(r["Status_Return_Level"], {i: 2 for i in ids})
         if self.config.profile_velocity_margin > 0:
-            backstop = {s.id: s.model.velocity_units(s.max_velocity * self.config.profile_velocity_margin)
-                        for s in self.table.servos}
-            self.bus.sync_write(r["Profile_Velocity"], backstop)
+            self.bus.sync_write(r["Profile_Velocity"], {i: self._profile_units[i] for i in ids})
 
-    def _read_register(self, name: str) -> dict[int, int]:
+    def _present_ids(self) -> list[int]:
+        return [i for i in self._ids if i not in self._missing]
+
+    def _read_register(self, name: str, ids: list[int] | None = None) -> dict[int, int]:
+        """One Sync Read of a register; every id must answer."""
         reg = self._regs[name]
-        data = self.bus.sync_read(reg.address, reg.size, self._ids, name)
-        return {i: reg.decode(data[i]) for i in self._ids}
+        data = self.bus.sync_read(reg.address, reg.size, ids if ids is not None else self._present_ids(), name)
+        return {i: reg.decode(d) for i, d in data.items()}
 
     def _read_cycle(self) -> None:
         self._decode_block(self._read_block())
 
     def _read_block(self) -> dict[int, bytes]:
-        """One contiguous Sync Read of current, velocity and position (10 bytes per servo)."""
+        """One contiguous Sync Read of current, velocity and position (10 bytes per servo).
+        A servo that stops answering is marked missing (and probed later); the others go on."""
         start, size, _ = self._block
-        self._stale[:] = True
-        return self.bus.sync_read(start, size, self._ids, f"{CYCLE_REGISTERS[0]}..{CYCLE_REGISTERS[-1]}")
+        ids = self._present_ids()
+        if not ids:
+            raise TransportError(f"no servo answers on {self.bus.port_name}", port=self.bus.port_name,
+                                 operation="sync read")
+        data = self.bus.sync_read(start, size, ids, f"{CYCLE_REGISTERS[0]}..{CYCLE_REGISTERS[-1]}",
+                                  allow_missing=True)
+        lost = [i for i in ids if i not in data]
+        if lost:
+            self._missing.update(lost)
+            self._next_probe_t = self.clock.now() + self.config.reconnect_interval_s
+            LOG.error("servo(s) stopped answering: %s", self._describe(self.table.by_id(i) for i in lost))
+        return data
 
     def _decode_block(self, data: dict[int, bytes]) -> None:
         _, size, layout = self._block
-        raw = np.frombuffer(b"".join(data[i] for i in self._ids), np.uint8).reshape(len(self._ids), size)
+        rows = [k for k, i in enumerate(self._ids) if i in data]
+        self._stale[:] = True
+        if not rows:
+            return
+        raw = np.frombuffer(b"".join(data[self._ids[k]] for k in rows), np.uint8).reshape(len(rows), size)
         offset, _ = layout["Present_Current"]
-        current = raw[:, offset:offset + 2].copy().view("<i2")[:, 0]
+        self._current[rows] = raw[:, offset:offset + 2].copy().view("<i2")[:, 0] * self._current_unit[rows]
         offset, _ = layout["Present_Velocity"]
-        velocity = raw[:, offset:offset + 4].copy().view("<i4")[:, 0]
+        self._velocity[rows] = raw[:, offset:offset + 4].copy().view("<i4")[:, 0] * self._velocity_unit[rows]
         offset, _ = layout["Present_Position"]
-        self._present = raw[:, offset:offset + 4].copy().view("<i4")[:, 0].astype(np.int64)
-        self._current = current * self._current_unit
-        self._velocity = velocity * self._velocity_unit
-        self._stale[:] = False
+        self._present[rows] = raw[:, offset:offset + 4].copy().view("<i4")[:, 0]
+        self._stale[rows] = False
 
     def _poll_status(self) -> None:
-        temperature = self._read_register("Present_Temperature")
-        errors = self._read_register("Hardware_Error_Status")
-        self._temperature = np.array([temperature[i] for i in self._ids], np.float64)
+        ids = self._present_ids()
+        temperature = self._read_register("Present_Temperature", ids)
+        errors = self._read_register("Hardware_Error_Status", ids)
         for k, dxl_id in enumerate(self._ids):
-            self._set_hw_error(k, errors[dxl_id])
+            if dxl_id in temperature:
+                self._temperature[k] = temperature[dxl_id]
+                self._set_hw_error(k, errors[dxl_id])
         hot = [f"{self.table.names[k]} {t:.0f} C" for k, t in enumerate(self._temperature)
                if t >= self.config.temperature_warn_c]
         if hot:
             LOG.warning("servo temperature high: %s", ", ".join(hot))
+
+    def _probe_missing(self, now: float) -> None:
+        """Ping the servos that went silent; bring back the ones that answer (from where they are)."""
+        self._next_probe_t = now + self.config.reconnect_interval_s
+        back = []
+        for dxl_id in sorted(self._missing):
+            try:
+                self.bus.ping(dxl_id, tries=1)
+            except TransportError as exc:
+                if exc.port_lost:
+                    raise
+                continue
+            back.append(dxl_id)
+        if not back:
+            return
+        if self._configured:
+            self._configure_servos(back)
+        self._missing.difference_update(back)
+        rows = [self._ids.index(i) for i in back]
+        self._read_cycle()
+        self._setpoint[rows] = np.clip(self._present[rows].astype(np.float64), self._lo[rows], self._hi[rows])
+        if self._active:
+            self._send_goals()
+            reg = self._regs["Torque_Enable"]
+            for dxl_id in back:
+                self.bus.write(dxl_id, reg, 1)
+        LOG.warning("servo(s) answering again: %s", self._describe(self.table.by_id(i) for i in back))
 
     def _handle_alerts(self, now: float) -> None:
         """A status packet with the alert bit: read that servo's Hardware_Error_Status, maybe reboot."""
@@ -562,11 +619,6 @@ class ServoDriver:
             self._set_hw_error(k, self.bus.read(dxl_id, self._regs["Hardware_Error_Status"]))
             if self._hw_error[k] and self.config.reboot_on_hardware_error:
                 self._reboot(k, now)
-        still = np.flatnonzero(self._hw_error)
-        if still.size:
-            self._set_fault("hardware error: " + "; ".join(
-                f"{self.table.names[k]} (id {self._ids[k]}) {', '.join(describe_hardware_error(int(self._hw_error[k])))}"
-                for k in still))
 
     def _set_hw_error(self, k: int, bits: int) -> None:
         if bits and bits != self._hw_error[k]:
@@ -590,9 +642,7 @@ class ServoDriver:
         self._goal[k] = int(round(self._setpoint[k]))
         self.bus.write(dxl_id, self._regs["Goal_Position"], self._goal[k])
         if self.config.profile_velocity_margin > 0:
-            spec = self.table.servos[k]
-            self.bus.write(dxl_id, self._regs["Profile_Velocity"],
-                           spec.model.velocity_units(spec.max_velocity * self.config.profile_velocity_margin))
+            self.bus.write(dxl_id, self._regs["Profile_Velocity"], self._profile_units[dxl_id])
         if self._active:
             self.bus.write(dxl_id, self._regs["Torque_Enable"], 1)
         self._set_hw_error(k, self.bus.read(dxl_id, self._regs["Hardware_Error_Status"]))
@@ -617,13 +667,24 @@ class ServoDriver:
         """Sync Write Torque_Enable, then read it back and insist servo by servo (release must hold)."""
         reg = self._regs["Torque_Enable"]
         value = int(on)
-        self.bus.sync_write(reg, {i: value for i in self._ids})
-        state = self._read_register("Torque_Enable")
-        for dxl_id in (i for i in self._ids if state[i] != value):
-            k = self._ids.index(dxl_id)
-            if on and self._hw_error[k]:
+        ids = self._present_ids()
+        self.bus.sync_write(reg, {i: value for i in ids})
+        state = self._read_register("Torque_Enable", ids)
+        for dxl_id in (i for i in ids if state[i] != value):
+            if on and self._hw_error[self._ids.index(dxl_id)]:
                 continue           # shut down by a hardware error: stays off until rebooted
             self.bus.write(dxl_id, reg, value)
+
+    def _release(self) -> None:
+        """Torque off on every servo we can reach; say loudly which ones we could not."""
+        if not self._connected:
+            LOG.error("servo port %s is gone: cannot release torque", self.bus.port_name)
+            return
+        self._torque(False)
+        if self._missing:
+            LOG.error("torque not released on silent servo(s): %s",
+                      self._describe(self.table.by_id(i) for i in self._missing))
+        LOG.info("servos homed, torque off")
 
     # -- faults and reconnection ----------------------------------------------------------------
     def _on_transport_error(self, exc: TransportError, now: float) -> None:
@@ -640,7 +701,7 @@ class ServoDriver:
     def _reconnect(self, now: float) -> None:
         self._next_reconnect_t = now + self.config.reconnect_interval_s
         try:
-            self._connect()
+            self._connect(require_all=False)
         except (TransportError, ServoError, ConfigError) as exc:
             LOG.debug("reconnect to %s failed: %s", self.bus.port_name, exc)
             return
@@ -665,10 +726,56 @@ class ServoDriver:
             LOG.error("%s", message)
         self._fault = message
 
+    def _update_fault(self) -> None:
+        """After a good cycle the fault line lists what is still wrong (silent servos, hw errors)."""
+        parts = []
+        if self._missing:
+            parts.append("servo(s) not answering: " + self._describe(self.table.by_id(i) for i in sorted(self._missing)))
+        still = np.flatnonzero(self._hw_error)
+        if still.size:
+            parts.append("hardware error: " + "; ".join(
+                f"{self.table.names[k]} (id {self._ids[k]}) {', '.join(describe_hardware_error(int(self._hw_error[k])))}"
+                for k in still))
+        message = "; ".join(parts)
+        if self._fault and not message:
+            LOG.info("servo bus healthy again")
+        self._fault = message
+
+    @staticmethod
+    def _describe(specs) -> str:
+        return ", ".join(f"{s.name} (id {s.id})" for s in specs)
+
+    @property
+    def _watchdog_timeout(self) -> float:
+        return self.config.watchdog_timeout_s if self.config.watchdog_timeout_s > 0 else math.inf
+
     def _require_connected(self, what: str) -> None:
         if not self._connected:
             raise TransportError(f"cannot {what}: servo port {self.bus.port_name} is not connected",
                                  port=self.bus.port_name, operation=what, port_lost=True)
 
 
-__all__ = ["DriverConfig", "Diagnostic", "ServoDriver", "ServoState", "describe_ids"]
+def request_realtime(priority: int) -> str:
+    """Run the calling thread under SCHED_FIFO at ``priority`` (Linux, where permitted), as a robot's
+    control loop should: the driver blocks in select() between packets, so it cannot starve the
+    machine, and the kernel wakes it the moment a status packet lands. Returns the policy in effect."""
+    if priority <= 0 or not hasattr(os, "sched_setscheduler"):
+        return "default"
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError:
+        return "default (SCHED_FIFO not permitted)"
+    return f"SCHED_FIFO {priority}"
+
+
+def release_realtime() -> None:
+    """Back to ordinary scheduling for the calling thread."""
+    if hasattr(os, "sched_setscheduler"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
+
+
+__all__ = ["DriverConfig", "Diagnostic", "ServoDriver", "ServoState", "describe_ids", "release_realtime",
+           "request_realtime"]

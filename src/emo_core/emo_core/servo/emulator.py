@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import collections
 import functools
 import random
 import select
@@ -167,6 +168,8 @@ class EmulatorStats:
     sync_writes: int = 0
     sync_reads: int = 0
     by_instruction: dict[int, int] = field(default_factory=dict)
+    #: With bus timing: how late (s) the last answer of each instruction left, vs the modelled bus.
+    lateness_s: "collections.deque[float]" = field(default_factory=lambda: collections.deque(maxlen=100_000))
 
 
 def _groups(replies: list[tuple[float, bytes]], size: int = 4) -> list[tuple[float, bytes]]:
@@ -453,11 +456,14 @@ class BusEmulator:
         times per Sync Read instead of once per servo: each group leaves when its *last* packet is
         due, so bytes can arrive later than on a real bus but never earlier, and the final packet
         (what the driver waits for) goes alone, exactly on time."""
-        for deadline, chunk in _groups(replies):
+        groups = _groups(replies)
+        for n, (deadline, chunk) in enumerate(groups, 1):
             if deadline:
                 delay = deadline - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
+                if n == len(groups):
+                    self.stats.lateness_s.append(time.perf_counter() - deadline)
             master = self._master
             if master is None:
                 return
