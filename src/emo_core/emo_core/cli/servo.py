@@ -114,6 +114,10 @@ def _parse_assignments(items: list[str], table: ServoTable) -> dict[str, float]:
 def _set(args: argparse.Namespace) -> int:
     table = _table(args)
     targets = _parse_assignments(args.assignments, table)
+    norm, mask = table.resolve(targets)            # NaN, inf, unknown names: refused before the bus
+    outside = [f"{k}={v:g}" for k, v in targets.items() if not 0.0 <= v <= 1.0]
+    if outside:
+        raise InputError(f"values must be within [0, 1]: {', '.join(outside)}")
     driver = _driver(args, table, watchdog_timeout_s=0, out_of_range="reject")
     driver.open()
     try:

@@ -224,8 +224,8 @@ class ServoDriver:
         write the safety registers: Return_Delay_Time 0, position mode, position limits, Profile_Velocity.
         ``configure=False`` only reads (the monitor)."""
         self._configured = configure
-        self._opened = True
         self._connect()
+        self._opened = True          # from now on a lost port is reopened by step()
         return self.state()
 
     def activate(self) -> None:
@@ -320,6 +320,7 @@ class ServoDriver:
         self._target = self._home.copy()
         self._arrive_at[:] = np.nan if arrive_at is None else float(arrive_at)
         self._homing = True
+        self._watchdog_deadline = math.inf      # already going where the watchdog would send it
 
     # -- the control cycle --------------------------------------------------------------------
     def step(self, now: float | None = None) -> ServoState:
