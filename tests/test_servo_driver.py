@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 
 import numpy as np
 import pytest
@@ -369,3 +370,15 @@ def test_monitor_mode_reads_without_writing(table, emulator, clock) -> None:
         assert emulator.stats.sync_writes == 0
     finally:
         drv.close()
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"watchdog_timout_s": 1.0}, "unknown driver setting(s) watchdog_timout_s"),
+    ({"out_of_range": "wrap"}, "'clamp' or 'reject'"),
+    ({"retries": "two"}, "retries must be int"),
+    ({"max_dt_s": 0}, "max_dt_s must be a positive number"),
+    ({"reboot_on_hardware_error": "yes"}, "must be bool"),
+])
+def test_driver_settings_are_validated(table, settings, message) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        DriverConfig.from_mapping(table.driver, **settings)

@@ -15,7 +15,6 @@ ratio is the second (falling back to ordinary scheduling where real-time is not 
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
 import statistics
 import tempfile
 import time

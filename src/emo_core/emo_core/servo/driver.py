@@ -34,7 +34,7 @@ import numpy as np
 
 from ..clock import Clock, MonotonicClock
 from ..errors import ConfigError, InputError
-from .bus import ServoBus, ServoError, TransportError, describe_ids
+from .bus import ServoBus, ServoError, TransportError
 from .models import MODEL_BY_NUMBER, Register, describe_hardware_error
 from .table import ServoTable
 
@@ -83,6 +83,13 @@ class DriverConfig:
         return config
 
     def validate(self) -> None:
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), f.default
+            kind = bool if isinstance(default, bool) else (float if isinstance(default, float) else type(default))
+            ok = isinstance(value, bool) if kind is bool else (
+                isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else isinstance(value, kind))
+            if not ok:
+                raise ConfigError(f"driver {f.name} must be {kind.__name__}, got {value!r}")
         if self.out_of_range not in ("clamp", "reject"):
             raise ConfigError(f"driver out_of_range must be 'clamp' or 'reject', got {self.out_of_range!r}")
         for name in ("home_speed_scale", "max_dt_s", "control_period_s", "shutdown_timeout_s"):
@@ -778,5 +785,5 @@ def release_realtime() -> None:
             pass
 
 
-__all__ = ["DriverConfig", "Diagnostic", "ServoDriver", "ServoState", "describe_ids", "release_realtime",
+__all__ = ["DriverConfig", "Diagnostic", "ServoDriver", "ServoState", "release_realtime",
            "request_realtime"]

@@ -364,6 +364,11 @@ class BusEmulator:
     def _plug(self) -> None:
         if self._master is not None:
             return
+        if self.link is not None:
+            if self.link.exists() and not self.link.is_symlink():
+                raise InputError(f"emulator link {self.link} exists and is not a symlink; not replacing it")
+            if not self.link.parent.is_dir():
+                raise InputError(f"emulator link {self.link}: directory {self.link.parent} does not exist")
         master, slave = os.openpty()
         # Raw mode on the line discipline: no echo, no CR/LF translation, every byte as it comes.
         tty.setraw(slave)
@@ -413,7 +418,9 @@ class BusEmulator:
                     data = os.read(self._master, 4096)
                 except (BlockingIOError, InterruptedError):
                     continue
-                except OSError:
+                except OSError as exc:
+                    LOG.debug("emulator pty read failed: %s", exc)
+                    time.sleep(0.01)          # a broken pty must not turn this loop into a spin
                     continue
                 if data:
                     self._on_bytes(data, time.perf_counter())
