@@ -28,6 +28,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
 from scipy.optimize import linear_sum_assignment
 
 from ..errors import ConfigError, InputError
@@ -35,7 +36,7 @@ from ..resources import config_path
 from ..schema import COMMAND_NAMES, N_LANDMARKS, REGIONS
 from . import topology as topo
 from .config import (CONFIG_NAME, BrowSpec, CommandSpec, EyeSpec, FiveBarSpec, JawSpec, LipSpec,
-                     TwinConfig, dump_twin_config, load_twin_config)
+                     TwinConfig, dump_twin_config)
 from .mechanics import servo_response
 
 LOG = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ PHOTO_SIZE = 512
 # --- rest face ---------------------------------------------------------------------------------
 SEAM_FRACTION = 0.3        # closed-lip seam: this far from the upper toward the lower inner lip
 MOUTH_NARROW = 0.9         # neutral mouth width / smiling mouth width
-UPPER_LIP_MIN = 0.085      # minimum upper-lip height at the centre (smiling stretches it thin)
+UPPER_LIP_MIN = 0.1        # minimum upper-lip height at the centre (smiling stretches it thin)
 
 # --- calm values (from the mechanics: brows and lip curl and corner linkages mid-travel, lids
 # --- open with room to widen, lip raise/drop slightly off their stops, jaw closed) ---------------
@@ -55,21 +56,20 @@ CALM = {"brow_inner": 0.5, "brow_outer": 0.5, "eyelid_upper": 0.3, "eyelid_lower
         "lip_upper_raise": 0.2, "lip_upper_curl": 0.5, "lip_lower_drop": 0.2, "lip_lower_curl": 0.5,
         "mouth_corner_up": 0.5, "mouth_corner_down": 0.5, "jaw_open": 0.0}
 LOGISTIC = {  # (center, gain) of each servo's response curve
-    "brow_inner": (0.5, 5.0), "brow_outer": (0.5, 5.0), "eyelid_upper": (0.5, 5.0),
-    "eyelid_lower": (0.5, 4.0), "lip_upper_raise": (0.5, 4.0), "lip_upper_curl": (0.5, 4.0),
-    "lip_lower_drop": (0.5, 4.0), "lip_lower_curl": (0.5, 4.0)}
+    "brow_inner": (0.5, 6.0), "brow_outer": (0.5, 6.0), "eyelid_upper": (0.5, 6.0),
+    "eyelid_lower": (0.5, 5.0), "lip_upper_raise": (0.5, 5.0), "lip_upper_curl": (0.5, 5.0),
+    "lip_lower_drop": (0.5, 5.0), "lip_lower_curl": (0.5, 5.0)}
 
 # --- brows ---------------------------------------------------------------------------------------
-BROW_INNER_TRAVEL = 0.26   # vertical travel of the innermost brow point, command 0 -> 1
-BROW_OUTER_TRAVEL = 0.22
+BROW_INNER_TRAVEL = 0.34   # vertical travel of the innermost brow point, command 0 -> 1
+BROW_OUTER_TRAVEL = 0.30
 BROW_INNER_SPREAD = 0.05   # inner brow moves apart when raised, together when lowered (corrugator)
 BROW_CROSS_WEIGHT = 0.2    # how much each brow command moves the far end of the brow
-BROW_SKIN_LIMIT = 0.16
+BROW_SKIN_LIMIT = 0.2
 
 # --- lids ----------------------------------------------------------------------------------------
-LID_MEET = 0.6             # lids meet this far down the open eye (upper lid travels further)
-LID_OVERSHOOT = 0.03       # upper lid's target goes this far past the meeting line at command 1
-LOWER_LID_REACH = 0.9      # lower lid alone reaches this fraction of its way to the meeting line
+LID_OVERSHOOT = 0.03       # upper lid's target goes this far past the lower lid's rest at command 1
+LOWER_LID_RAISE = 0.5      # lower lid alone rises this fraction of the open eye at command 1
 LOWER_LID_CORNER_LIFT = 0.015  # outer eye corner lift when the lower lid rises fully
 
 # --- jaw -----------------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ CHEEK_GAIN = 0.35
 
 # --- mouth-corner five-bar linkage (linkage units; SCALE converts to face units) ----------------
 FIVE_BAR = dict(base_half_gap=0.5, crank=0.45, coupler=1.1, crank_a_deg=20.0, crank_c_deg=-20.0,
-                travel_deg=60.0, scale=1.2, skin_limit=0.26)
+                travel_deg=60.0, scale=1.2, skin_limit_lateral=0.14, skin_limit_vertical=0.25)
 
 # --- per-robot asymmetry --------------------------------------------------------------------------
 ASYMMETRY_SEED = 2024
@@ -214,8 +214,10 @@ def lid_fields(face: np.ndarray) -> dict[str, np.ndarray]:
     r_up = _normalized(CALM["eyelid_upper"], "eyelid_upper")
     r_lo = _normalized(CALM["eyelid_lower"], "eyelid_lower")
     # Travel from c=0 to c=1, placed so that the calm value is the rest face.
-    upper[topo.LID_UPPER, 1] = (LID_MEET * aperture + LID_OVERSHOOT * profile) / (1 - r_up)
-    lower[topo.LID_LOWER, 1] = -LOWER_LID_REACH * (1 - LID_MEET) * aperture / (1 - r_lo)
+    # The upper lid alone closes the eye (a blink) a little before command 1; the lower lid rises
+    # part of the way (a squint). Both together overlap, and the contact model makes them meet.
+    upper[topo.LID_UPPER, 1] = (aperture + LID_OVERSHOOT * profile) / (1 - r_up)
+    lower[topo.LID_LOWER, 1] = -LOWER_LID_RAISE * aperture / (1 - r_lo)
     lower[topo.EYE_OUTER_CORNERS, 1] = -LOWER_LID_CORNER_LIFT / (1 - r_lo)
     return {"eyelid_upper": upper, "eyelid_lower": lower}
 
@@ -319,11 +321,24 @@ def build_config(source: np.ndarray, provenance: dict) -> TwinConfig:
         jaw=JawSpec(phi0_deg=JAW_PHI0_DEG, travel_deg=JAW_TRAVEL_DEG, corner_lift_loss=0.3),
         five_bar=FiveBarSpec(**FIVE_BAR, side_offset_deg=crank_offsets),
         lips=LipSpec(contact_eps=0.006, seal_press=0.02, curl_upper=0.9, curl_lower=0.8, raise_thin=0.25,
-                     drop_thin=0.2, stretch_thin=1.0, press_thin=3.0, jaw_thin_upper=0.2,
-                     jaw_thin_lower=0.3, corner_follow=np.round(follow, 5), cheek_follow=np.round(cheek, 5),
+                     drop_thin=0.2, stretch_thin=1.0, press_thin=3.0, jaw_thin_upper=0.3,
+                     jaw_thin_lower=0.45, corner_follow=np.round(follow, 5), cheek_follow=np.round(cheek, 5),
                      cheek_gain=CHEEK_GAIN),
         noise_std=NOISE_STD, side_blend_width=0.06, motion_samples=MOTION_SAMPLES,
         source_face=source, provenance=provenance)
+
+
+def read_stored_source(path: Path) -> tuple[np.ndarray, dict]:
+    """The photo face and provenance stored in a twin config (read leniently: the rest of the file
+    may be from an older generator, which is what a rebuild is for)."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+        source = np.asarray(raw["source_face"], dtype=np.float64)
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{path}: no readable source_face to rebuild from ({exc})") from exc
+    if source.shape != (N_LANDMARKS, 2) or not np.all(np.isfinite(source)):
+        raise ConfigError(f"{path}: source_face must be 113 finite [x, y] pairs")
+    return source, dict(raw.get("provenance") or {})
 
 
 HEADER = """\
@@ -352,10 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out = args.out or _default_out()
     if args.from_stored:
-        stored = load_twin_config(out if out.is_file() else None)
-        if stored.source_face is None:
-            raise InputError(f"{stored.path} has no source_face to rebuild from")
-        source, provenance = stored.source_face, stored.provenance
+        source, provenance = read_stored_source(out if out.is_file() else config_path(CONFIG_NAME))
     else:
         source = extract_source_face()
         provenance = {"source": "skimage.data.astronaut() rows 20:276, cols 110:366 -> 512x512",

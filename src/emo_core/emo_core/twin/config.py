@@ -75,7 +75,8 @@ class FiveBarSpec:
     crank_c_deg: float       # lower crank angle at calm (driven by mouth_corner_up)
     travel_deg: float        # crank rotation over the full command range
     scale: float             # face units per linkage unit
-    skin_limit: float        # max corner displacement the cheek skin allows (tanh limit)
+    skin_limit_lateral: float   # max sideways corner travel the lip ring allows (tanh limit)
+    skin_limit_vertical: float  # max up/down corner travel the cheek skin allows (tanh limit)
     side_offset_deg: tuple[tuple[float, float], tuple[float, float]]  # (right, left) x (a, c)
 
 

@@ -39,18 +39,19 @@ def jaw_response(c: np.ndarray, phi0_deg: float, travel_deg: float) -> np.ndarra
 
 def soft_relu(x: np.ndarray, eps: float) -> np.ndarray:
     """Smooth max(x, 0) that is >= 0 everywhere (eps * softplus(x / eps)); used for contact."""
-    z = x / eps
-    return eps * (np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z))))
+    out = np.logaddexp(0.0, x * (1.0 / eps))   # log(1 + e^z), overflow-safe, one ufunc pass
+    out *= eps
+    return out
 
 
-def soft_limit(v: np.ndarray, limit: float) -> np.ndarray:
-    """Radially saturate 2-D displacements (..., 2): |v| -> limit * tanh(|v| / limit).
+def soft_limit(v: np.ndarray, limit: np.ndarray | float) -> np.ndarray:
+    """Saturate displacements per axis: v -> limit * tanh(v / limit) (``limit`` broadcasts on v).
 
-    The skin around a magnet can only stretch so far; small motions pass unchanged.
+    The skin around a magnet can only stretch so far, and not equally far in every direction;
+    small motions pass unchanged.
     """
-    norm = np.sqrt(np.sum(v * v, axis=-1, keepdims=True))
-    safe = np.maximum(norm, 1e-12)
-    return v * (limit * np.tanh(safe / limit) / safe)
+    limit = np.asarray(limit, dtype=v.dtype)
+    return limit * np.tanh(v / limit)
 
 
 def five_bar(theta_a: np.ndarray, theta_c: np.ndarray, base_half_gap: float, crank: float,

@@ -147,13 +147,13 @@ class DigitalTwin:
         bad = ~np.isfinite(arr)
         if bad.any():
             row, col = np.argwhere(bad)[0]
-            raise InputError(f"command {COMMAND_NAMES[col]!r} is {arr[row, col]} (sample {row}); "
+            raise InputError(f"command {COMMAND_NAMES[col]!r} is {arr[row, col]}{_where(row, arr)}; "
                              "commands must be finite numbers in [0, 1]")
         out = (arr < 0.0) | (arr > 1.0)
         if out.any():
             row, col = np.argwhere(out)[0]
-            raise InputError(f"command {COMMAND_NAMES[col]!r} = {arr[row, col]:.6g} (sample {row}) is "
-                             "outside [0, 1]")
+            raise InputError(f"command {COMMAND_NAMES[col]!r} = {arr[row, col]:.6g}{_where(row, arr)} "
+                             "is outside [0, 1]")
         return arr, single
 
     # ------------------------------------------------------------------ set-up
@@ -183,7 +183,7 @@ class DigitalTwin:
         """Cast the per-landmark constants used in forward() to float32 (no silent float64 upcasts)."""
         for name in ("_lid_profile", "_brow_rest_mean", "_w_up", "_w_lo", "_thick_up", "_thick_lo",
                      "_corner_offset", "_follow", "_cheek", "_thick_coef", "_theta0", "_p0",
-                     "_corner_scale", "_lateral_sign", "_rest_y_brows"):
+                     "_corner_scale", "_lateral_sign", "_rest_y_brows", "_corner_limits"):
             setattr(self, name, np.asarray(getattr(self, name), dtype=_DT))
 
     def _check_fields(self) -> None:
@@ -233,6 +233,7 @@ class DigitalTwin:
         self._p0 = five_bar(self._theta0[:, 0], self._theta0[:, 1], fb.base_half_gap, fb.crank, fb.coupler)
         # Per-side linkage gain: mean calibration gain of the two corner servos on that side.
         self._corner_scale = fb.scale * self._side_gain[[_IDX["mouth_corner_up"], _IDX["mouth_corner_down"]]].mean(0)
+        self._corner_limits = np.array([fb.skin_limit_lateral, fb.skin_limit_vertical])
         self._press_rest = float(soft_relu(np.array(lips.seal_press), lips.contact_eps))
 
     # ------------------------------------------------------------------ responses
@@ -317,11 +318,14 @@ class DigitalTwin:
         theta_c = self._theta0[:, 1] + travel * (c_up[:, None] - self._corner_calm[0])
         local = five_bar(theta_a, theta_c, fb.base_half_gap, fb.crank, fb.coupler) - self._p0
         local = local * self._corner_scale[:, None]
+        # Skin: the lip ring resists sideways stretch more than the cheek resists lift, so the
+        # lateral travel of co-activation saturates sooner (the antagonists do not add up).
+        local = soft_limit(local, self._corner_limits)
         # Local frame is (lateral, up); face frame is (x to the robot's left, y down).
         face = np.stack([local[..., 0] * self._lateral_sign, -local[..., 1]], axis=-1)
         # An open jaw stretches the cheek skin vertically, which resists corner lift and drop.
         face[..., 1] *= 1.0 - self.config.jaw.corner_lift_loss * jaw[:, None]
-        return soft_limit(face, fb.skin_limit)
+        return face
 
     def _outer_lips(self, x: np.ndarray, y: np.ndarray, c: np.ndarray, jaw: np.ndarray,
                     compression: np.ndarray) -> None:
@@ -362,6 +366,10 @@ class DigitalTwin:
             hi = np.maximum(hi, disp.max(axis=0))
         LOG.debug("twin motion range estimated from %d samples", sum(len(s) for s in samples))
         return lo, hi
+
+
+def _where(row: int, arr: np.ndarray) -> str:
+    return f" (sample {row})" if arr.shape[0] > 1 else ""
 
 
 def _contact(y: np.ndarray, upper: np.ndarray, lower: np.ndarray, eps: float, press: float) -> np.ndarray:
