@@ -41,5 +41,6 @@ def run(quick: bool) -> BenchResult:
             "render_480px_ms": percentiles_ms(render),
             "faces_per_second": round(N_FACES / (forward["p50"] / 1e3)),
         },
-        ratios={"twin.forward_vs_linear_fields": float(np.median(times["twin"]) / np.median(times["linear"]))},
+        ratios={"twin.forward_vs_linear_fields":
+                float(np.median(times["twin"]) / np.median(times["linear"]))},
     )

@@ -359,10 +359,12 @@ def _default_out() -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m emo_core.twin.build_config", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=None, help=f"output YAML (default: the repo's {CONFIG_NAME})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"output YAML (default: the repo's {CONFIG_NAME})")
     parser.add_argument("--from-stored", action="store_true",
                         help="reuse source_face from the existing config instead of running MediaPipe")
-    parser.add_argument("--check", action="store_true", help="exit 1 if the output file differs; write nothing")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 if the output file differs; write nothing")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     out = args.out or _default_out()

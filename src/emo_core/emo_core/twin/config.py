@@ -218,7 +218,8 @@ def _from_dict(raw: dict, path: str) -> TwinConfig:
         noise_std=float(raw.get("noise_std", 0.003)),
         side_blend_width=float(raw.get("side_blend_width", 0.06)),
         motion_samples=int(raw.get("motion_samples", 20000)),
-        source_face=_points(raw["source_face"], "source_face") if raw.get("source_face") is not None else None,
+        source_face=(_points(raw["source_face"], "source_face")
+                     if raw.get("source_face") is not None else None),
         provenance=dict(raw.get("provenance") or {}),
         path=path,
     )
@@ -252,7 +253,8 @@ def dump_twin_config(config: TwinConfig, header: str = "") -> str:
     w(f"side_blend_width: {_num(config.side_blend_width)}\n")
     w("# Random command samples (per face half) used to estimate motion_range().\n")
     w(f"motion_samples: {config.motion_samples}\n")
-    w("\n# Canonical index of each landmark's mirror twin (left <-> right; midline points map to themselves).\n")
+    w("\n# Canonical index of each landmark's mirror twin (left <-> right; midline points map to\n"
+      "# themselves).\n")
     w(f"mirror: [{', '.join(str(int(i)) for i in config.mirror)}]\n")
     _write_points(w, "rest_face", config.rest_face,
                   "The robot's face at calm commands (canonical order; x to the robot's left, y down).")
@@ -280,7 +282,8 @@ def dump_twin_config(config: TwinConfig, header: str = "") -> str:
     for name, value in vars(config.five_bar).items():
         if name == "side_offset_deg":
             (ra, rc), (la, lc) = value
-            w(f"  side_offset_deg: [[{_num(ra)}, {_num(rc)}], [{_num(la)}, {_num(lc)}]]  # (right, left) x (a, c)\n")
+            w(f"  side_offset_deg: [[{_num(ra)}, {_num(rc)}], [{_num(la)}, {_num(lc)}]]"
+              "  # (right, left) x (crank a, crank c)\n")
         else:
             w(f"  {name}: {_num(value)}\n")
     w("\nlips:\n")

@@ -34,6 +34,8 @@ from .mechanics import five_bar, jaw_response, servo_response, sigmoid, soft_lim
 LOG = logging.getLogger(__name__)
 
 _IDX = {name: i for i, name in enumerate(COMMAND_NAMES)}
+#: Column of each lower-face command within the lower-face block c[:, 4:].
+_LOW = {name: i - 4 for name, i in _IDX.items() if i >= 4}
 _UPPER_K = np.arange(4)
 _LOWER_K = np.arange(4, N_COMMANDS)
 _UPPER_ROWS = np.arange(N_UPPER)
@@ -152,7 +154,7 @@ class DigitalTwin:
         out = (arr < 0.0) | (arr > 1.0)
         if out.any():
             row, col = np.argwhere(out)[0]
-            raise InputError(f"command {COMMAND_NAMES[col]!r} = {arr[row, col]:.6g}{_where(row, arr)} "
+            raise InputError(f"command {COMMAND_NAMES[col]!r} = {float(arr[row, col])!r}{_where(row, arr)} "
                              "is outside [0, 1]")
         return arr, single
 
@@ -223,7 +225,8 @@ class DigitalTwin:
         self._cheek_side = (rest[jaw, 0] > 0).astype(np.int64)
         # Per-landmark thickness responses (curl, raise/drop) at the outer lip points.
         k = {n: _IDX[n] for n in COMMAND_NAMES}
-        self._thick_k = np.array([k["lip_upper_curl"], k["lip_upper_raise"], k["lip_lower_curl"], k["lip_lower_drop"]])
+        self._thick_k = np.array([k["lip_upper_curl"], k["lip_upper_raise"],
+                                  k["lip_lower_curl"], k["lip_lower_drop"]])
         self._thick_coef = np.array([lips.curl_upper, -lips.raise_thin, lips.curl_lower, -lips.drop_thin])
         # Calm crank angles per side (with the per-robot horn offsets); the rest corner is the rest face's.
         off = np.radians(np.array(fb.side_offset_deg))                             # (2 sides, a/c)
@@ -232,7 +235,8 @@ class DigitalTwin:
         self._corner_calm = self._calm[[_IDX["mouth_corner_up"], _IDX["mouth_corner_down"]]]
         self._p0 = five_bar(self._theta0[:, 0], self._theta0[:, 1], fb.base_half_gap, fb.crank, fb.coupler)
         # Per-side linkage gain: mean calibration gain of the two corner servos on that side.
-        self._corner_scale = fb.scale * self._side_gain[[_IDX["mouth_corner_up"], _IDX["mouth_corner_down"]]].mean(0)
+        corner_k = [_IDX["mouth_corner_up"], _IDX["mouth_corner_down"]]
+        self._corner_scale = fb.scale * self._side_gain[corner_k].mean(axis=0)
         self._corner_limits = np.array([fb.skin_limit_lateral, fb.skin_limit_vertical])
         self._press_rest = float(soft_relu(np.array(lips.seal_press), lips.contact_eps))
 
@@ -248,8 +252,10 @@ class DigitalTwin:
         self._resp_h = (0.5 * gain * np.ones((1, 2))).astype(_DT)[..., None]
         self._resp_center = center.astype(_DT)[..., None]
         self._resp_a = np.where(logistic, 0.5 * span * side_gain, 0.0).astype(_DT)[..., None]
-        self._resp_b = np.where(logistic, (0.5 * span - lo * span - calm) * side_gain, 0.0).astype(_DT)[..., None]
+        offset = (0.5 * span - lo * span - calm) * side_gain
+        self._resp_b = np.where(logistic, offset, 0.0).astype(_DT)[..., None]
         self._jaw_k = [k for k, kind in enumerate(self._kind) if kind == "jaw"]
+        self._jaw_calm = float(self._jaw(np.array(self._calm[_IDX["jaw_open"]])))
 
     def _side_response(self, c: np.ndarray, ks: np.ndarray) -> np.ndarray:
         """Per-side response relative to calm, with the per-side calibration gain: (K, 2, N).
@@ -262,9 +268,11 @@ class DigitalTwin:
         resp += self._resp_b[ks]
         for j, k in enumerate(ks):
             if k in self._jaw_k:
-                jaw = self.config.jaw
-                resp[j] = jaw_response(c[:, j], jaw.phi0_deg, jaw.travel_deg)
+                resp[j] = self._jaw(c[:, j]) - self._jaw_calm
         return resp
+
+    def _jaw(self, c: np.ndarray) -> np.ndarray:
+        return jaw_response(c, self.config.jaw.phi0_deg, self.config.jaw.travel_deg)
 
     # ------------------------------------------------------------------ upper face
     def _upper(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -295,8 +303,8 @@ class DigitalTwin:
         x = np.empty((N_LANDMARKS, c.shape[0]), dtype=_DT)
         y = np.empty((N_LANDMARKS, c.shape[0]), dtype=_DT)
         x[_LOWER_ROWS], y[_LOWER_ROWS] = gx, gy
-        jaw = jaw_response(c[:, 6], cfg.jaw.phi0_deg, cfg.jaw.travel_deg)
-        corner = self._corner_motion(c[:, 4], c[:, 5], jaw)                     # (N, 2 sides, 2)
+        jaw = self._jaw(c[:, _LOW["jaw_open"]])
+        corner = self._corner_motion(c[:, _LOW["mouth_corner_up"]], c[:, _LOW["mouth_corner_down"]], jaw)
         inner = topo.LIP_INNER_ALL
         x[inner] += self._follow.T @ corner[:, :, 0].T
         y[inner] += self._follow.T @ corner[:, :, 1].T
@@ -334,12 +342,14 @@ class DigitalTwin:
         stretch = (cx[1] - cx[0]) / self._width0 - 1.0
         common = -lips.stretch_thin * stretch - lips.press_thin * compression
         # Curl everts/rolls the lip, raise/drop pull its inner edge away; per side, blended at the midline.
-        r = self._side_response(c[:, self._thick_k - 4], self._thick_k) * self._thick_coef[:, None, None]
-        for rows, weights, thick, curve, ks, jaw_thin in (
-                (topo.LIP_UPPER_OUTER, self._w_up, self._thick_up, topo.UPPER_INNER_CURVE, [0, 1], lips.jaw_thin_upper),
-                (topo.LIP_LOWER_OUTER, self._w_lo, self._thick_lo, topo.LOWER_INNER_CURVE, [2, 3], lips.jaw_thin_lower)):
-            log_t = self._side_w_t[rows] @ r[ks].sum(axis=0) + (common - jaw_thin * jaw)
-            factor = np.exp(log_t)
+        thick_r = self._side_response(c[:, self._thick_k - 4], self._thick_k)
+        thick_r *= self._thick_coef[:, None, None]
+        upper = (topo.LIP_UPPER_OUTER, self._w_up, self._thick_up, topo.UPPER_INNER_CURVE,
+                 thick_r[0] + thick_r[1], lips.jaw_thin_upper)
+        lower = (topo.LIP_LOWER_OUTER, self._w_lo, self._thick_lo, topo.LOWER_INNER_CURVE,
+                 thick_r[2] + thick_r[3], lips.jaw_thin_lower)
+        for rows, weights, thick, curve, side_log, jaw_thin in (upper, lower):
+            factor = np.exp(self._side_w_t[rows] @ side_log + (common - jaw_thin * jaw))
             x[rows] = weights @ x[curve] + factor * thick[:, 0, None]
             y[rows] = weights @ y[curve] + factor * thick[:, 1, None]
         x[topo.LIP_OUTER_CORNERS] = cx + self._corner_offset[:, 0, None]

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..schema import N_LANDMARKS, REGIONS, check_points
+from ..schema import N_LANDMARKS, check_points
 from . import topology as topo
 
 # Colours (RGB). Emo's silicone skin is a light blue; features are drawn darker.
