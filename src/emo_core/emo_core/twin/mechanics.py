@@ -39,7 +39,10 @@ def jaw_response(c: np.ndarray, phi0_deg: float, travel_deg: float) -> np.ndarra
 
 def soft_relu(x: np.ndarray, eps: float) -> np.ndarray:
     """Smooth max(x, 0) that is >= 0 everywhere (eps * softplus(x / eps)); used for contact."""
-    out = np.logaddexp(0.0, x * (1.0 / eps))   # log(1 + e^z), overflow-safe, one ufunc pass
+    z = x * (1.0 / eps)
+    # max(z, 0) + log1p(exp(-|z|)): overflow-safe and, unlike np.logaddexp, SIMD-fast in numpy.
+    out = np.maximum(z, 0.0)
+    out += np.log1p(np.exp(-np.abs(z)))
     out *= eps
     return out
 
@@ -74,3 +77,24 @@ def five_bar(theta_a: np.ndarray, theta_c: np.ndarray, base_half_gap: float, cra
     # The geometry is chosen so that the couplers always reach (half < coupler); guard anyway.
     reach = np.sqrt(np.maximum(coupler * coupler - half * half, 0.0))
     return mid + lateral * reach[..., None]
+
+
+def standard_normal_f32(rng: np.random.Generator, out: np.ndarray, scratch: np.ndarray) -> None:
+    """Fill float32 ``out`` (even size) with N(0, 1) samples from ``rng`` by the Box-Muller transform.
+
+    2-3x faster than numpy's float32 ziggurat here, which matters when every one of 10,000 faces
+    gets 226 noise samples. ``scratch`` is a float32 array of the same size (reused by the caller).
+    Tails are cut at ~5.6 sigma by float32 uniform resolution, irrelevant for landmark jitter.
+    """
+    flat = out.reshape(2, -1)
+    uniform = scratch.reshape(2, -1)
+    rng.random(dtype=np.float32, out=uniform)
+    radius, angle = uniform[0], uniform[1]
+    np.subtract(np.float32(1.0), radius, out=radius)         # (0, 1]: log is finite
+    np.log(radius, out=radius)
+    radius *= np.float32(-2.0)
+    np.sqrt(radius, out=radius)
+    angle *= np.float32(2.0 * np.pi)
+    np.cos(angle, out=flat[0])
+    np.sin(angle, out=flat[1])
+    flat *= radius

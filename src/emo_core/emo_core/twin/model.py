@@ -29,7 +29,8 @@ from ..errors import ConfigError, InputError
 from ..schema import COMMAND_NAMES, N_COMMANDS, N_LANDMARKS, N_UPPER, Face, Space
 from . import topology as topo
 from .config import TwinConfig, load_twin_config
-from .mechanics import five_bar, jaw_response, servo_response, sigmoid, soft_limit, soft_relu
+from .mechanics import (five_bar, jaw_response, servo_response, sigmoid, soft_limit, soft_relu,
+                        standard_normal_f32)
 
 LOG = logging.getLogger(__name__)
 
@@ -70,11 +71,19 @@ class DigitalTwin:
         """Landmarks (N, 113, 2) float32 for commands (N, 11) in [0, 1]; (113, 2) for one (11,)."""
         c, single = self._check(commands)
         out = np.empty((c.shape[0], N_LANDMARKS, 2), dtype=np.float32)
+        noisy = noise and self.noise_std > 0
+        if noisy:
+            jitter = np.empty((2, min(c.shape[0], _CHUNK), N_LANDMARKS, 2), dtype=np.float32)
         # Chunks keep the working set in cache (and avoid page-faulting fresh multi-MB temporaries).
         for start in range(0, c.shape[0], _CHUNK):
-            self._forward_chunk(c[start:start + _CHUNK], out[start:start + _CHUNK])
-        if noise and self.noise_std > 0:
-            out += self._rng.standard_normal(out.shape, dtype=np.float32) * np.float32(self.noise_std)
+            chunk = out[start:start + _CHUNK]
+            self._forward_chunk(c[start:start + _CHUNK], chunk)
+            if noisy:
+                # Measurement noise, drawn chunk after chunk from the twin's own stream.
+                buf, scratch = jitter[0, :len(chunk)], jitter[1, :len(chunk)]
+                standard_normal_f32(self._rng, buf, scratch)
+                buf *= np.float32(self.noise_std)
+                chunk += buf
         return out[0] if single else out
 
     def _forward_chunk(self, c: np.ndarray, out: np.ndarray) -> None:
