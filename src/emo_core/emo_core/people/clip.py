@@ -26,9 +26,9 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..schema import MP_INDICES
 from .au import AU_INDEX, AU_NAMES, LOWER_INNER, N_AUS, UPPER_INNER, AUModel
 from .expressions import prototype
+from .generator import model_ground_truth
 from .photo import PhotoFace, fit_photo, load_photo
 from .timing import Envelope, TimingConfig, blink_track, expression_tracks, sample_au_timing, sample_envelope
 from .warp import WarpConfig
@@ -49,13 +49,18 @@ class ClipConfig:
     peak: float = 1.0          # apex intensity of the expression (fraction of the prototype)
     blink_rate_hz: float = 0.2
     warp: WarpConfig = field(default_factory=WarpConfig)
-    timing: TimingConfig = field(default_factory=TimingConfig)
+    # A clip's apex must be a clear peak (its ground truth is checked against what MediaPipe sees),
+    # so the face starts relaxing right after the apex: a short hold losing 25-35 % of intensity.
+    timing: TimingConfig = field(default_factory=lambda: TimingConfig(
+        hold_median_s=0.25, hold_range_s=(0.15, 0.4), hold_relax=(0.25, 0.35)))
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.seconds <= 60.0:
             raise InputError(f"seconds must be in [1, 60], got {self.seconds}")
         if not 5.0 <= self.fps <= 120.0:
             raise InputError(f"fps must be in [5, 120], got {self.fps}")
+        if not 0.0 <= self.blink_rate_hz <= 2.0:
+            raise InputError(f"blink rate must be in [0, 2] Hz, got {self.blink_rate_hz}")
         if not 0.0 < self.peak <= 1.5:
             raise InputError(f"peak intensity must be in (0, 1.5], got {self.peak}")
         if not 64 <= self.size <= 2048:
@@ -80,20 +85,6 @@ class ClipTimeline:
         return len(self.aus)
 
 
-def ground_truth(model: AUModel, expression_aus: np.ndarray, peak: float) -> tuple[int, np.ndarray]:
-    """Apex frame and intensity curve of an expression-only AU track.
-
-    The apex is the frame where the 113 expression landmarks (x, y) are farthest from rest --
-    the paper's definition of the target face -- computed without noise, blinks or head motion.
-    The intensity is that distance normalized to ``peak`` at the apex.
-    """
-    disp = model.displacement(expression_aus)[:, MP_INDICES, :2]
-    dist = np.linalg.norm(disp.reshape(len(disp), -1), axis=1)
-    apex = int(np.argmax(dist))
-    intensity = peak * dist / max(float(dist[apex]), 1e-12)
-    return apex, np.clip(intensity, 0.0, 1.0).astype(np.float32)
-
-
 def clip_timeline(model: AUModel, expression: str, config: ClipConfig, rng: np.random.Generator) -> ClipTimeline:
     """One expression episode fitted into ``config.seconds``: rest, onset, apex, hold, offset, rest."""
     proto = prototype(expression)
@@ -104,9 +95,11 @@ def clip_timeline(model: AUModel, expression: str, config: ClipConfig, rng: np.r
     env = _fit_into(env, room=config.seconds - rest - 0.25)
     timing = sample_au_timing(rng, config.timing, proto)
     expr = expression_tracks(proto, env, timing, t, config.peak)
-    apex, intensity = ground_truth(model, expr, config.peak)
+    apex, intensity = model_ground_truth(model, expr, config.peak)
     onset = int(round(env.t_onset * config.fps))
-    quiet = [(env.t_onset - 0.3, t[apex] + 0.4)]  # keep the eyes open while the expression builds
+    # Blinks only while the face is at rest: a blink moves the landmarks as much as a smile, and
+    # the clip's apex must stay the clear maximum of the distance to rest.
+    quiet = [(env.t_onset - env.cue_s - 0.3, env.t_end + 0.2)]
     blinks = blink_track(rng, t, config.blink_rate_hz, quiet=quiet)
     aus = expr.copy()
     aus[:, AU_INDEX["AU45"]] = np.maximum(aus[:, AU_INDEX["AU45"]], blinks)
@@ -155,7 +148,7 @@ class ClipMaker:
 
     def _paint_mouth(self, rgba: np.ndarray, points_px: np.ndarray) -> np.ndarray:
         """Dark mouth interior where the mouth opens over what was lip or skin in the photo."""
-        rgb = rgba[..., :3]
+        rgb = rgba[..., :3]  # a view; copied only where the mouth is painted
         ring = np.round(points_px[MOUTH_RING] * 4).astype(np.int32)
         x0, y0 = ring.min(axis=0) // 4 - 3
         x1, y1 = ring.max(axis=0) // 4 + 4
@@ -170,7 +163,7 @@ class ClipMaker:
         alpha = (opening.astype(np.float32) / 255) * (1.0 - src_mouth)
         if alpha.max() <= 0:
             return np.ascontiguousarray(rgb)
-        out = rgb.copy()
+        out = cv2.cvtColor(rgba, cv2.COLOR_RGBA2RGB)
         patch = out[y0:y0 + alpha.shape[0], x0:x0 + alpha.shape[1]].astype(np.float32)
         patch = patch * (1 - alpha[..., None]) + CAVITY_RGB * alpha[..., None]
         out[y0:y0 + alpha.shape[0], x0:x0 + alpha.shape[1]] = np.round(patch).astype(np.uint8)
@@ -195,6 +188,7 @@ def write_video(frames: Iterator[np.ndarray], path: Path, fps: float, size: tupl
             writer.write(np.ascontiguousarray(rgb[:, :, ::-1]))
             n += 1
         writer.release()
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a clip is an ordinary, shareable file
         os.replace(tmp, path)
         return n
     finally:
@@ -209,6 +203,7 @@ def write_json(data: dict, path: Path) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(data, fh, indent=1)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -251,23 +246,26 @@ class ClipResult:
 
 
 def make_clip(expression: str, out: str | Path, photo: str | Path | None = None, seconds: float = 4.0,
-              seed: int = 0, fps: float = 30.0, size: int = 512, progress: bool = False,
-              maker: ClipMaker | None = None) -> ClipResult:
-    """Render an expression clip of a photo to ``out`` (mp4) and its ground truth beside it."""
+              seed: int = 0, fps: float = 30.0, size: int = 512, blink_rate_hz: float = 0.2,
+              progress: bool = False, maker: ClipMaker | None = None) -> ClipResult:
+    """Render an expression clip of a photo to ``out`` (mp4) and its ground truth beside it.
+
+    ``maker`` reuses an already fitted photo (its size and photo win over ``size``/``photo``).
+    """
     out = Path(out)
     if out.suffix.lower() != ".mp4":
         raise InputError(f"clip output must be an .mp4 file, got {out}")
     prototype(expression)  # validate before the slow part
-    config = ClipConfig(size=size, fps=fps, seconds=seconds)
     if maker is None:
-        maker = ClipMaker(load_photo(photo), config)
-    timeline = maker.timeline(expression, seed)
+        maker = ClipMaker(load_photo(photo), ClipConfig(size=size))
+    config = replace(maker.config, fps=fps, seconds=seconds, blink_rate_hz=blink_rate_hz)
+    timeline = clip_timeline(maker.model, expression, config, np.random.default_rng(seed))
     frames = maker.frames(timeline)
     if progress:
         from tqdm import tqdm
 
         frames = tqdm(frames, total=timeline.n_frames, desc=f"clip {out.name}", unit="frame")
-    n = write_video(frames, out, fps, (maker.config.size, maker.config.size))
+    n = write_video(frames, out, fps, (config.size, config.size))
     truth = truth_path(out)
     write_json(timeline_json(timeline, maker, seed, None if photo is None else str(photo)), truth)
     LOG.info("wrote %s (%d frames, onset %d, apex %d) and %s", out, n, timeline.onset_frame,
@@ -293,5 +291,5 @@ def load_truth(path: str | Path) -> dict:
     return data
 
 
-__all__ = ["ClipConfig", "ClipMaker", "ClipResult", "ClipTimeline", "clip_timeline", "ground_truth",
+__all__ = ["ClipConfig", "ClipMaker", "ClipResult", "ClipTimeline", "clip_timeline",
            "load_truth", "make_clip", "truth_path", "N_AUS"]

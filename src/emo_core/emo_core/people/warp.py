@@ -32,7 +32,7 @@ from ..schema import N_MEDIAPIPE
 class WarpConfig:
     ring_scale: float = 1.45   # fixed ring of points at this multiple of the face's half-extent
     ring_points: int = 32
-    moved_px: float = 0.01     # triangles whose corners all move less than this are left alone
+    moved_px: float = 0.05     # triangles whose corners all move less than this stay put
 
 
 @lru_cache(maxsize=1)
@@ -128,12 +128,30 @@ class MeshWarp:
         corners = np.array([[0, 0], [width - 1, 0], [0, height - 1], [width - 1, height - 1]], float)
         self.nodes = np.concatenate([pts, ring, corners])
         face = face_triangulation(pts, ring, corners, holes if holes is not None else default_holes())
-        # Drawn first, under the face triangles: a Delaunay tiling of all nodes, so that pixels in
-        # the few gaps of the face topology (around the nostrils and the oval) still get a map.
+        # Drawn first, under the face triangles: the Delaunay triangles over the few gaps the face
+        # topology leaves (beside the nostrils, along the oval), so every pixel gets a map.
         under = Delaunay(self.nodes).simplices.astype(np.int64)
-        self.triangles = np.concatenate([under, face])
+        self.triangles = np.concatenate([under[self._gap_cover(under, face)], face])
         ys, xs = np.mgrid[0:self.height, 0:self.width].astype(np.float32)
         self._grid = np.stack([xs, ys], axis=2)
+        self._map = self._grid.copy()
+        self._dirty: tuple[int, int, int, int] | None = None
+
+    def _gap_cover(self, under: np.ndarray, face: np.ndarray) -> np.ndarray:
+        """Which ``under`` triangles overlap pixels (dilated by a few px) the face tiling misses."""
+        covered = np.zeros((self.height, self.width), np.uint8)
+        for tri in face:
+            cv2.fillConvexPoly(covered, np.round(self.nodes[tri] * 4).astype(np.int32), 1, cv2.LINE_8, 2)
+        gaps = cv2.dilate(1 - covered, np.ones((7, 7), np.uint8))
+        keep = np.zeros(len(under), bool)
+        for k, tri in enumerate(under):
+            mask = np.zeros_like(covered)
+            pts = np.round(self.nodes[tri]).astype(np.int32)
+            x0, y0 = pts.min(axis=0)
+            x1, y1 = pts.max(axis=0) + 1
+            cv2.fillConvexPoly(mask[y0:y1, x0:x1], pts - (x0, y0), 1)
+            keep[k] = bool(np.any(gaps[y0:y1, x0:x1] & mask[y0:y1, x0:x1]))
+        return keep
 
     def _ring(self, pts: np.ndarray) -> np.ndarray:
         centre = (pts.min(axis=0) + pts.max(axis=0)) / 2
@@ -143,14 +161,21 @@ class MeshWarp:
         return np.clip(ring, 1, [self.width - 2, self.height - 2])
 
     def backward_map(self, displacement_px: np.ndarray) -> np.ndarray:
-        """(H, W, 2) float32: for each output pixel, the source pixel to sample."""
+        """(H, W, 2) float32: for each output pixel, the source pixel to sample.
+
+        The array is reused by the next call (copy it to keep it).
+        """
         d = np.asarray(displacement_px, dtype=np.float64)
         if d.shape != (self.n_points, 2) or not np.all(np.isfinite(d)):
             raise InputError(f"expected finite ({self.n_points}, 2) displacements, got {d.shape}")
         shift = np.zeros_like(self.nodes)
         shift[: self.n_points] = d
         moved = np.abs(shift[self.triangles]).max(axis=(1, 2)) > self.config.moved_px
-        mapping = self._grid.copy()
+        mapping = self._map
+        if self._dirty is not None:  # back to identity where the previous frame wrote
+            x0, y0, x1, y1 = self._dirty
+            mapping[y0:y1, x0:x1] = self._grid[y0:y1, x0:x1]
+            self._dirty = None
         if not moved.any():
             return mapping
         tri = self.triangles[moved]
@@ -161,6 +186,7 @@ class MeshWarp:
         x0, y0 = np.floor(dst.reshape(-1, 2).min(axis=0)).astype(int)
         x1, y1 = np.ceil(dst.reshape(-1, 2).max(axis=0)).astype(int) + 1
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(self.width, x1), min(self.height, y1)
+        self._dirty = (x0, y0, x1, y1)
         ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
         corners = np.round((dst - (x0, y0)) * 4).astype(np.int32)  # 2 bits of sub-pixel precision
         for k in range(len(tri)):

@@ -1,0 +1,82 @@
+"""``emo sim sequences`` (synthetic people's landmark sequences) and ``emo sim clip`` (a real photo
+warped into an expression video with its ground truth)."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..errors import InputError
+
+LOG = logging.getLogger(__name__)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _sequences(args: argparse.Namespace) -> int:
+    from ..people.generator import GeneratorConfig, PeopleGenerator
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise InputError(f"--out must be a .npz file, got {out}")
+    config = GeneratorConfig(fps=args.fps, distractor_fraction=args.distractors)
+    dataset = PeopleGenerator(config).dataset(args.subjects, args.videos, seed=args.seed,
+                                              progress=not args.quiet)
+    dataset.save(out)
+    counts = {label: sum(s.label == label for s in dataset) for label in dataset.labels}
+    print(f"{out}: {len(dataset)} videos of {args.subjects} subjects, {dataset.n_frames} frames; "
+          + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def _clip(args: argparse.Namespace) -> int:
+    from ..people.clip import make_clip
+    from ..people.expressions import prototype
+
+    prototype(args.expression)
+    if args.photo is not None and not Path(args.photo).is_file():
+        raise InputError(f"photo not found: {args.photo}")
+    result = make_clip(args.expression, args.out, photo=args.photo, seconds=args.seconds, seed=args.seed,
+                       fps=args.fps, size=args.size, blink_rate_hz=args.blink_rate, progress=not args.quiet)
+    print(f"{result.video}: {result.n_frames} frames, onset frame {result.onset_frame}, "
+          f"apex frame {result.apex_frame}; ground truth in {result.truth}")
+    return 0
+
+
+def register(registry) -> None:
+    registry.group("sim", "simulated people and robot face")
+    p = registry.command(
+        "sim sequences", "generate synthetic people's expression landmark sequences (.npz)", _sequences,
+        description="Synthetic people: identities x videos of expressions (smile, broad_smile, surprise, "
+                    "sadness, anger, disgust, fear) and distractors (neutral, blink, talking, head_turn) "
+                    "as metric landmarks with ground-truth onset/apex, in the human sequence dataset format.")
+    p.add_argument("--subjects", type=_positive_int, required=True, help="number of synthetic people")
+    p.add_argument("--videos", type=_positive_int, required=True, help="videos per person")
+    p.add_argument("--out", required=True, help="output .npz file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--distractors", type=float, default=0.2, metavar="FRACTION",
+                   help="fraction of videos that are distractors (default 0.2)")
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    c = registry.command(
+        "sim clip", "warp a real face photo into an expression video with its ground truth", _clip,
+        description="Neutralize a face photo (default: scikit-image's astronaut) and animate an expression "
+                    "on it; writes CLIP.mp4 and CLIP.json (fps, onset_frame, apex_frame, intensity per frame).")
+    c.add_argument("--expression", required=True, help="smile, broad_smile, surprise, sadness, anger, disgust, fear")
+    c.add_argument("--out", required=True, help="output .mp4 (the ground truth goes beside it as .json)")
+    c.add_argument("--photo", default=None, help="a face photo (default: the astronaut)")
+    c.add_argument("--seconds", type=float, default=4.0)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--fps", type=float, default=30.0)
+    c.add_argument("--size", type=int, default=512, help="square frame side in pixels (default 512)")
+    c.add_argument("--blink-rate", type=float, default=0.2, help="blinks per second while at rest")
+    c.add_argument("--quiet", action="store_true", help="no progress bar")
