@@ -268,31 +268,72 @@ def dump_twin_config(config: TwinConfig, header: str = "") -> str:
     w("commands:\n")
     for name in COMMAND_NAMES:
         spec = config.commands[name]
-        w(f"  {name}:\n")
+        w(f"  {name}:  # {_RESPONSE_NOTE[spec.response]}\n")
         w(f"    calm: {_num(spec.calm)}\n    response: {spec.response}\n")
         w(f"    center: {_num(spec.center)}\n    gain: {_num(spec.gain)}\n")
         w(f"    side_center_shift: [{_num(spec.side_center_shift[0])}, {_num(spec.side_center_shift[1])}]\n")
         w(f"    side_gain: [{_num(spec.side_gain[0])}, {_num(spec.side_gain[1])}]\n")
         _write_sparse(w, "    field", spec.field)
-    for key, spec in (("brow", config.brow), ("eyes", config.eyes), ("jaw", config.jaw)):
-        w(f"\n{key}:\n")
+    for key, spec in (("brow", config.brow), ("eyes", config.eyes), ("jaw", config.jaw),
+                      ("five_bar", config.five_bar), ("lips", config.lips)):
+        w(f"\n# {_SECTION_NOTE[key]}\n{key}:\n")
         for name, value in vars(spec).items():
-            w(f"  {name}: {_num(value)}\n")
-    w("\nfive_bar:\n")
-    for name, value in vars(config.five_bar).items():
-        if name == "side_offset_deg":
-            (ra, rc), (la, lc) = value
-            w(f"  side_offset_deg: [[{_num(ra)}, {_num(rc)}], [{_num(la)}, {_num(lc)}]]"
-              "  # (right, left) x (crank a, crank c)\n")
-        else:
-            w(f"  {name}: {_num(value)}\n")
-    w("\nlips:\n")
-    for name, value in vars(config.lips).items():
-        if isinstance(value, np.ndarray):
-            _write_sparse(w, f"  {name}", value)
-        else:
-            w(f"  {name}: {_num(value)}\n")
+            note = f"  # {_FIELD_NOTE[name]}" if name in _FIELD_NOTE else ""
+            if isinstance(value, np.ndarray):
+                w(f"  # {_FIELD_NOTE[name]}\n")
+                _write_sparse(w, f"  {name}", value)
+            elif name == "side_offset_deg":
+                (ra, rc), (la, lc) = value
+                w(f"  side_offset_deg: [[{_num(ra)}, {_num(rc)}], [{_num(la)}, {_num(lc)}]]{note}\n")
+            else:
+                w(f"  {name}: {_num(value)}{note}\n")
     return out.getvalue()
+
+
+_RESPONSE_NOTE = {
+    "logistic": "servo + skin response: logistic(gain * (c - center)) rescaled to [0, 1]",
+    "jaw": "hinge geometry (see jaw:); center/gain unused",
+    "linkage": "drives a corner five-bar (see five_bar:); only side_gain is used here",
+}
+_SECTION_NOTE = {
+    "brow": "Forehead skin and its pull on the upper lids.",
+    "eyes": "Lid-meets-lid contact.",
+    "jaw": "Jaw hinge: chin drop ~ sin(phi0 + travel * c) - sin(phi0).",
+    "five_bar": "Mouth-corner five-bar linkages (linkage units; scale converts to face units).",
+    "lips": "Lip seal, lip height (thickness) laws and how lips and cheeks follow the corners.",
+}
+_FIELD_NOTE = {
+    "skin_limit": "max summed vertical brow travel (tanh limit), face units",
+    "lid_push_down": "upper-lid drop per unit of brow lowering",
+    "lid_lift_up": "upper-lid lift per unit of brow raising",
+    "push_softness": "width of the smooth switch between the two",
+    "contact_eps": "smoothness of the contact (softplus width), face units",
+    "phi0_deg": "chin angle below the hinge's horizontal at rest",
+    "travel_deg": "rotation over the full command range",
+    "corner_lift_loss": "fraction of the corners' vertical travel lost at full jaw opening",
+    "base_half_gap": "crank pivots at (0, +gap) and (0, -gap)",
+    "crank": "crank length",
+    "coupler": "coupler length (both couplers)",
+    "crank_a_deg": "upper crank angle at calm (driven by mouth_corner_down)",
+    "crank_c_deg": "lower crank angle at calm (driven by mouth_corner_up)",
+    "scale": "face units per linkage unit",
+    "skin_limit_lateral": "max sideways corner travel (tanh limit), face units",
+    "skin_limit_vertical": "max up/down corner travel (tanh limit), face units",
+    "side_offset_deg": "per-robot crank horn offsets, (right, left) x (crank a, crank c)",
+    "seal_press": "closed lips pressed into each other at rest, face units",
+    "curl_upper": "log lip height change over the upper curl's travel",
+    "curl_lower": "log lip height change over the lower curl's travel",
+    "raise_thin": "upper-lip log height lost per unit raise response",
+    "drop_thin": "lower-lip log height lost per unit drop response",
+    "stretch_thin": "log height lost per unit relative mouth widening",
+    "press_thin": "log height lost per unit of extra lip compression",
+    "jaw_thin_upper": "upper-lip log height lost at full jaw opening",
+    "jaw_thin_lower": "lower-lip log height lost at full jaw opening",
+    "corner_follow": "share of the robot's LEFT corner motion each inner-lip point follows "
+                     "(the right corner uses the mirror)",
+    "cheek_follow": "how much each jaw-contour point bulges outward as its side's corner lifts",
+    "cheek_gain": "cheek bulge per unit of corner lift",
+}
 
 
 def _write_points(w, key: str, points: np.ndarray, comment: str) -> None:
