@@ -288,6 +288,8 @@ def _asymmetry(rng: np.random.Generator) -> tuple[dict, tuple]:
             continue
         shift = tuple(float(v) for v in np.round(rng.uniform(-ASYM_CENTER, ASYM_CENTER, 2), 4))
         gain = tuple(float(v) for v in np.round(1.0 + rng.uniform(-ASYM_GAIN, ASYM_GAIN, 2), 4))
+        if name not in LOGISTIC:    # linkage servos: their offset is the crank horn angle below
+            shift = (0.0, 0.0)
         per_command[name] = (shift, gain)
     crank = np.round(rng.uniform(-ASYM_CRANK_DEG, ASYM_CRANK_DEG, (2, 2)), 3)
     return per_command, (tuple(map(float, crank[0])), tuple(map(float, crank[1])))
