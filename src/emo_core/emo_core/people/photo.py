@@ -220,8 +220,8 @@ def fit_photo(rgb: np.ndarray, size: int, mirror: np.ndarray | None = None,
             step = estimate_expression(AUModel(seen_metric, twin), seen_metric, seen_frame, start=own,
                                        mesh_metric=metric)
             own = np.clip(own + (1.0 if i == 0 else CORRECTION_GAIN) * step, 0.0, None)
-            neutral_px = frame.to_pixels(metric - model.displacement(own))[:, :2]
-            image = warp.apply(framed, neutral_px - px[:, :2])
+            neutral = untangle(metric, metric - model.displacement(own))
+            image = warp.apply(framed, frame.to_pixels(neutral)[:, :2] - px[:, :2])
             seen = _mesh(extractor, image, "the neutralized photo")
             seen_metric, seen_frame = mesh_to_metric(seen, size, size)
             LOG.info("neutralization pass %d: removed %s; left %s", i + 1,
@@ -230,7 +230,6 @@ def fit_photo(rgb: np.ndarray, size: int, mirror: np.ndarray | None = None,
     finally:
         if own_extractor:
             extractor.close()
-    neutral = untangle(metric, metric - model.displacement(own))
     return PhotoFace(framed, px, metric, frame, twin, own, neutral, warp, seen_metric)
 
 
