@@ -9,7 +9,8 @@ exact. Within a half the map is smooth, nonlinear and coupled (see ``docs/twin.m
 * each servo drives its skin region through a saturating response (``servo_response``);
 * brows: both commands move every brow point with different weights; the forehead skin limits the
   summed travel; lowered brows push the upper lids down, raised brows lift them a little;
-* lids move toward a meeting line and stop on contact (the aperture never goes negative);
+* the upper lid closes onto the lower one (a blink), the lower lid rises part-way (a squint); where
+  they meet they stop on contact (the aperture never goes negative);
 * mouth corners sit on planar five-bar linkages driven by ``mouth_corner_up``/``_down``: the corner
   moves along the linkage's curved workspace, co-activation pushes it sideways;
 * the inner lip contours follow the corners and the jaw; the lips seal at rest, part only when
