@@ -77,14 +77,17 @@ def test_fast_path_equals_torch(module, tmp_path):
         rng = np.random.default_rng(0)
         x = rng.normal(size=(256, 4, 113, 2)).astype(np.float32)
         module.set_normalization(x, rng.normal(size=(256, 113, 2)).astype(np.float32),
+                                 rng.normal(size=(256, 113, 2)).astype(np.float32),
                                  rng.uniform(0.1, 1.0, 256).astype(np.float32))
-    predictor = ExpressionPredictor(module, new_card(module, time_to_apex_mean_s=0.4))
+    card = new_card(module, time_to_apex_prior_s=0.4, time_to_apex_shrink=0.7)
+    predictor = ExpressionPredictor(module, card)
     x = np.random.default_rng(1).normal(scale=0.3, size=(16, 4, 113, 2)).astype(np.float32)
-    fast, fast_t = predictor.predict_batch(x)
-    ref, ref_t = predictor.predict_torch(x)
+    rest = np.random.default_rng(2).normal(scale=0.3, size=(16, 113, 2)).astype(np.float32)
+    fast, fast_t = predictor.predict_batch(x, rest)
+    ref, ref_t = predictor.predict_torch(x, rest)
     np.testing.assert_allclose(fast, ref, atol=2e-5)
     np.testing.assert_allclose(fast_t, ref_t, atol=2e-5)
-    one = predictor.predict(x[3])
+    one = predictor.predict(x[3], rest[3])
     np.testing.assert_allclose(one.target, ref[3], atol=2e-5)
     assert one.time_to_apex == pytest.approx(float(ref_t[3]), abs=1e-4)
 
@@ -92,10 +95,12 @@ def test_fast_path_equals_torch(module, tmp_path):
 def test_training_beats_mimicry_on_held_out_subjects(trained: ExpressionPredictor):
     test, _ = build_windows(toy_people(4, 6, seed=1))
     pairs = eval_pairs(test)
-    pred, tta = trained.predict_batch(pairs.x)
+    pred, tta = trained.predict_batch(pairs.x, pairs.rest)
     model_err, mimicry_err = mae(pred, pairs.y).mean(), mae(pairs.x[:, -1], pairs.y).mean()
     assert model_err < 0.8 * mimicry_err
-    assert np.abs(tta - pairs.time_to_apex).mean() < np.abs(pairs.time_to_apex - pairs.time_to_apex.mean()).mean()
+    # In this toy world the early motion reveals the duration: the time head beats the prior.
+    prior = trained.prior_tta
+    assert np.abs(tta - pairs.time_to_apex).mean() < np.abs(pairs.time_to_apex - prior).mean()
     card = trained.card
     assert card["architecture"]["name"] == "delta" and card["data"]["subjects"] == 12
     assert card["metrics"]["val_mae"] < card["metrics"]["val_mimicry_mae"]
@@ -105,7 +110,8 @@ def test_save_load_round_trip_and_schema_refusal(trained: ExpressionPredictor, t
     path = trained.save(tmp_path / "model")
     loaded = ExpressionPredictor.load(path)
     x = np.random.default_rng(2).normal(scale=0.3, size=(5, 4, 113, 2)).astype(np.float32)
-    np.testing.assert_array_equal(loaded.predict_batch(x)[0], trained.predict_batch(x)[0])
+    rest = x[:, 0]
+    np.testing.assert_array_equal(loaded.predict_batch(x, rest)[0], trained.predict_batch(x, rest)[0])
     assert loaded.random_faces.shape == trained.random_faces.shape
 
     card = json.loads((path / CARD_FILE).read_text())
@@ -128,10 +134,13 @@ def test_save_load_round_trip_and_schema_refusal(trained: ExpressionPredictor, t
 
 
 def test_bad_inputs_are_refused(trained: ExpressionPredictor):
+    rest = np.zeros((113, 2))
     with pytest.raises(InputError):
-        trained.predict(np.zeros((3, 113, 2)))
+        trained.predict(np.zeros((3, 113, 2)), rest)
     bad = np.zeros((4, 113, 2))
     bad[2, 5, 0] = np.nan
     with pytest.raises(InputError):
-        trained.predict(bad)
-    assert trained.predict(np.zeros((4, 113, 3))).target.shape == (113, 2)   # z is ignored
+        trained.predict(bad, rest)
+    with pytest.raises(InputError, match="resting face"):
+        trained.predict(np.zeros((4, 113, 2)))
+    assert trained.predict(np.zeros((4, 113, 3)), np.zeros((113, 3))).target.shape == (113, 2)  # z ignored

@@ -156,12 +156,13 @@ def build_windows(sequences: Iterable[SequenceLike], config: PeakConfig | None =
 
 @dataclass
 class Pairs:
-    """Model-ready pairs: 4 input frames, one label face, and the time to the target face."""
+    """Model-ready pairs: 4 input frames, one label face, the time to the target face, the rest face."""
 
     x: np.ndarray              # (n, 4, 113, 2) float32
     y: np.ndarray              # (n, 113, 2) float32
     time_to_apex: np.ndarray   # (n,) float32 seconds from the last input frame to the target frame
     row: np.ndarray            # (n,) int row of PeakWindows each pair came from
+    rest: np.ndarray           # (n, 113, 2) float32 resting face of the video
 
 
 def sample_pairs(windows: PeakWindows, n: int, rng: np.random.Generator) -> Pairs:
@@ -173,7 +174,7 @@ def sample_pairs(windows: PeakWindows, n: int, rng: np.random.Generator) -> Pair
     y = windows.labels[row, label_slot]
     tta = ((windows.target_frame[row] - (windows.peak_frame[row] - N_BEFORE + combo[:, -1]))
            / windows.fps[row]).astype(np.float32)
-    return Pairs(x=x, y=y, time_to_apex=tta, row=row)
+    return Pairs(x=x, y=y, time_to_apex=tta, row=row, rest=windows.rest[row])
 
 
 def eval_pairs(windows: PeakWindows) -> Pairs:
@@ -181,7 +182,8 @@ def eval_pairs(windows: PeakWindows) -> Pairs:
     x = windows.inputs[:, EVAL_SLOTS]
     y = windows.labels[:, 0]
     slots = np.full(len(windows), EVAL_SLOTS[-1])
-    return Pairs(x=x, y=y, time_to_apex=windows.time_to_target(slots), row=np.arange(len(windows)))
+    return Pairs(x=x, y=y, time_to_apex=windows.time_to_target(slots), row=np.arange(len(windows)),
+                 rest=windows.rest)
 
 
 # ----------------------------------------------------------------------------------------- splits

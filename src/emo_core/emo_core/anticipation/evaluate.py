@@ -122,7 +122,7 @@ def detector_metrics(sequences: Sequence[Any], config: DetectorConfig,
             lead_s.append((apex - frame) / float(seq.fps))
             if predictor is not None:
                 target = np.asarray(seq.landmarks[apex], np.float32)[:, :2]
-                pred = predictor.predict(event.window)
+                pred = predictor.predict_event(event)
                 online_model.append(float(np.abs(pred.target - target).mean()))
                 online_mimic.append(float(np.abs(event.window[-1] - target).mean()))
     minutes = distractor_s / 60.0
@@ -148,7 +148,7 @@ def evaluate(sequences: Sequence[Any], predictor: ExpressionPredictor, inverse: 
     config = config or EvalConfig()
     windows, report = build_windows(sequences, config.peak)
     pairs = eval_pairs(windows)
-    pred, tta = predictor.predict_batch(pairs.x)
+    pred, tta = predictor.predict_batch(pairs.x, pairs.rest)
     errors = {"model": mae(pred, pairs.y), "mimicry": mae(pairs.x[:, -1], pairs.y)}
     rng = np.random.default_rng(config.seed)
     if len(predictor.random_faces):
@@ -162,7 +162,7 @@ def evaluate(sequences: Sequence[Any], predictor: ExpressionPredictor, inverse: 
     true_tta = np.maximum(pairs.time_to_apex, 0.0)
     result["time_to_apex"] = {"mae_ms": float(np.abs(tta - true_tta).mean() * 1e3),
                               "true_mean_ms": float(true_tta.mean() * 1e3),
-                              "constant_baseline_mae_ms": float(np.abs(predictor.mean_tta - true_tta).mean() * 1e3)}
+                              "constant_baseline_mae_ms": float(np.abs(predictor.prior_tta - true_tta).mean() * 1e3)}
     if inverse is not None and twin is not None:
         retarget = Retargeter.from_twin(twin, config.retarget)
         # Each video's own resting face is the human rest (H_s) of eq. 1-2.

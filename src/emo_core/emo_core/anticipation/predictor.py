@@ -8,12 +8,15 @@ Two architectures share one file format and one inference API:
   904-1024-1024-512-512-512-512-256-226 (layer 4's output is added to layer 6's pre-activation,
   so both are 512 wide). It has no time-to-apex output; its cards carry the training set's mean
   time-to-apex, which the wrapper returns as a constant.
-* ``delta`` -- our improved variant: inputs are the last frame plus the three earlier frames
-  *relative to the last one* (motion), each feature standardized with training statistics; the
-  network predicts the standardized *displacement* from the last frame (so "no motion" is mimicry,
-  the strong baseline, and the network only learns the remainder) and, from the same trunk, the
-  standardized time from the last input frame to the apex. Small (904-256-256-227, ReLU) so the
-  single-sample numpy path runs in tens of microseconds.
+* ``delta`` -- our improved variant. It also takes the person's **resting face** (the detector
+  calibrates one live; the dataset has the first five frames), because "how far has this face
+  moved from *its* neutral" is what reveals an expression early, and identity differences swamp it
+  otherwise. Features: the 4 frames minus the rest face, and the rest face, standardized with
+  training statistics. It predicts a *displacement* from the mean of the 4 frames (so "no motion"
+  is mimicry, the strong baseline, and the network learns only the remainder) in one global
+  scale with an L1 loss (the metric is an MAE), and from the same trunk the time from the last
+  input frame to the apex. Small (1130-256-256-227, ReLU) so the single-sample numpy path runs in
+  tens of microseconds.
 
 Files: ``model.safetensors`` (weights, normalization buffers, a bank of training target faces for
 the random baseline) and ``card.json`` (architecture, input schema, data fingerprint, metrics).
@@ -47,17 +50,18 @@ FORMAT_VERSION = 1
 ARCHITECTURES = ("paper", "delta")
 IN_DIM = N_INPUT * N_LANDMARKS * 2    # 904
 OUT_DIM = N_LANDMARKS * 2             # 226
+FEAT_DIM = IN_DIM + OUT_DIM           # 1130: delta features (frames - rest, rest)
 PAPER_WIDTHS = (1024, 1024, 512, 512, 512, 512, 256)
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
 BANK_KEY = "baseline.random_faces"
 
 
-def schema_signature() -> dict[str, Any]:
-    """The input schema a model is tied to: frames, landmark order, dims, space."""
+def schema_signature(rest_face: bool = False) -> dict[str, Any]:
+    """The input schema a model is tied to: frames, landmark order, dims, space, rest-face input."""
     order = hashlib.sha256(MP_INDICES.astype(np.int64).tobytes()).hexdigest()[:16]
     return {"frames": N_INPUT, "landmarks": N_LANDMARKS, "dims": 2, "space": "metric",
-            "canonical_order_sha": order}
+            "canonical_order_sha": order, "rest_face": rest_face}
 
 
 def default_model_dir() -> Path:
@@ -77,7 +81,8 @@ class PaperPredictor(nn.Module):
         dims = (IN_DIM, *widths, OUT_DIM)
         self.fc = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rest: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 4, 113, 2) -> (B, 113, 2); the paper's model does not use the resting face."""
         h = x.reshape(len(x), IN_DIM)
         h4 = None
         for i, layer in enumerate(self.fc[:6], start=1):
@@ -91,59 +96,63 @@ class PaperPredictor(nn.Module):
 
 
 class DeltaPredictor(nn.Module):
-    """Improved variant: standardized motion features -> standardized displacement + time to apex."""
+    """Improved variant: the resting face as context, motion features, displacement output.
+
+    Features: the 4 frames minus the resting face (where the face has moved so far, and how fast)
+    and the resting face itself (whose geometry shapes how an expression displaces it), each
+    standardized with training statistics. Output: the target as the mean of the 4 input frames
+    (a less noisy "now" than the last frame alone) plus a displacement in one global scale, and
+    the standardized time to the apex. Trained with an L1 loss: the metric is an MAE.
+    """
 
     def __init__(self, hidden: int = 256) -> None:
         super().__init__()
         self.hidden = hidden
-        self.fc1 = nn.Linear(IN_DIM, hidden)
+        self.fc1 = nn.Linear(FEAT_DIM, hidden)
         self.fc2 = nn.Linear(hidden, hidden)
         self.out = nn.Linear(hidden, OUT_DIM + 1)
-        for name, size in (("x_mean", IN_DIM), ("x_std", IN_DIM), ("y_mean", OUT_DIM),
-                           ("y_std", OUT_DIM), ("t_stats", 2)):
-            self.register_buffer(name, torch.ones(size) if "std" in name or name == "t_stats"
-                                 else torch.zeros(size))
+        self.register_buffer("x_mean", torch.zeros(FEAT_DIM))
+        self.register_buffer("x_std", torch.ones(FEAT_DIM))
+        self.register_buffer("y_mean", torch.zeros(OUT_DIM))
+        self.register_buffer("y_scale", torch.ones(1))
+        self.register_buffer("t_stats", torch.tensor([0.0, 1.0]))
 
     @staticmethod
-    def features(x: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 113, 2) -> (B, 904): the last frame, then frames 0..2 minus the last frame."""
-        last = x[:, -1]
-        motion = x[:, :-1] - last[:, None]
-        return torch.cat([last.reshape(len(x), -1), motion.reshape(len(x), -1)], dim=1)
+    def features(x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+        """(B, 4, 113, 2) + (B, 113, 2) -> (B, 1130): frames minus rest, then the rest face."""
+        return torch.cat([(x - rest[:, None]).reshape(len(x), -1), rest.reshape(len(x), -1)], dim=1)
 
-    def raw(self, x: torch.Tensor) -> torch.Tensor:
+    def raw(self, x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
         """Network output in standardized units: (B, 227) = displacement (226) + time (1)."""
-        z = (self.features(x) - self.x_mean) / self.x_std
+        z = (self.features(x, rest) - self.x_mean) / self.x_std
         return self.out(torch.relu(self.fc2(torch.relu(self.fc1(z)))))
 
     def decode(self, x: torch.Tensor, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        disp = raw[:, :OUT_DIM] * self.y_std + self.y_mean
-        target = x[:, -1].reshape(len(x), -1) + disp
+        base = x.mean(dim=1).reshape(len(x), -1)
+        target = base + raw[:, :OUT_DIM] * self.y_scale + self.y_mean
         tta = raw[:, OUT_DIM] * self.t_stats[1] + self.t_stats[0]
         return target.reshape(len(x), N_LANDMARKS, 2), tta
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(x, self.raw(x))[0]
+    def forward(self, x: torch.Tensor, rest: torch.Tensor | None = None) -> torch.Tensor:
+        if rest is None:
+            raise InputError("the delta predictor needs the resting face")
+        return self.decode(x, self.raw(x, rest))[0]
 
-    def set_normalization(self, x: np.ndarray, y: np.ndarray, tta: np.ndarray) -> None:
-        """Standardization statistics from training pairs (x (n,4,113,2), y (n,113,2), tta (n,))."""
+    def set_normalization(self, x: np.ndarray, rest: np.ndarray, y: np.ndarray, tta: np.ndarray) -> None:
+        """Standardization statistics from training pairs (x (n,4,113,2), rest, y (n,113,2), tta (n,))."""
         with torch.no_grad():
-            xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-            feats = self.features(xt).numpy()
-            disp = (y.reshape(len(y), -1) - x[:, -1].reshape(len(x), -1)).astype(np.float64)
+            feats = self.features(torch.from_numpy(np.ascontiguousarray(x, np.float32)),
+                                  torch.from_numpy(np.ascontiguousarray(rest, np.float32))).numpy()
+            disp = (y.reshape(len(y), -1) - x.mean(axis=1).reshape(len(x), -1)).astype(np.float64)
+            std = feats.std(axis=0)
+            # Floor each feature's scale at 10 % of its group's median so still points are not blown up.
+            for lo, hi in ((0, IN_DIM), (IN_DIM, FEAT_DIM)):
+                std[lo:hi] = np.maximum(std[lo:hi], 0.1 * float(np.median(std[lo:hi])) + 1e-8)
             self.x_mean.copy_(torch.from_numpy(feats.mean(0)))
-            self.x_std.copy_(torch.from_numpy(_floored_std(feats, ((0, OUT_DIM), (OUT_DIM, IN_DIM)))))
+            self.x_std.copy_(torch.from_numpy(std.astype(np.float32)))
             self.y_mean.copy_(torch.from_numpy(disp.mean(0).astype(np.float32)))
-            self.y_std.copy_(torch.from_numpy(_floored_std(disp, ((0, OUT_DIM),))))
+            self.y_scale.fill_(max(float((disp - disp.mean(0)).std()), 1e-6))
             self.t_stats.copy_(torch.tensor([float(tta.mean()), max(float(tta.std()), 1e-3)]))
-
-
-def _floored_std(values: np.ndarray, groups: tuple[tuple[int, int], ...]) -> np.ndarray:
-    """Per-feature std, floored at 10 % of its group's median so still points are not blown up."""
-    std = values.std(axis=0)
-    for lo, hi in groups:
-        std[lo:hi] = np.maximum(std[lo:hi], 0.1 * float(np.median(std[lo:hi])) + 1e-8)
-    return std.astype(np.float32)
 
 
 def build_module(architecture: dict[str, Any]) -> nn.Module:
@@ -163,7 +172,7 @@ def architecture_of(module: nn.Module) -> dict[str, Any]:
                 "outputs": ["target"]}
     if isinstance(module, DeltaPredictor):
         return {"name": "delta", "hidden": module.hidden, "activations": "relu x2",
-                "outputs": ["target", "time_to_apex"]}
+                "inputs": ["frames - rest", "rest"], "outputs": ["target", "time_to_apex"]}
     raise SchemaError(f"not a predictor module: {type(module).__name__}")
 
 
@@ -176,37 +185,40 @@ class NumpyForward:
     weights is several times faster for one sample. ``tests/test_predictor.py`` checks equality.
     """
 
-    def __init__(self, module: nn.Module, mean_tta: float) -> None:
+    def __init__(self, module: nn.Module, prior_tta: float, shrink: float = 1.0) -> None:
         sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in module.state_dict().items()}
         self.kind = architecture_of(module)["name"]
-        self.mean_tta = np.float32(mean_tta)
+        self.prior_tta = np.float32(prior_tta)
         if self.kind == "paper":
             self.w = [np.ascontiguousarray(sd[f"fc.{i}.weight"].T) for i in range(8)]
             self.b = [sd[f"fc.{i}.bias"] for i in range(8)]
-        else:
-            # Fold the input standardization into fc1 and the output scaling into ``out``.
-            inv = 1.0 / sd["x_std"]
-            w1 = sd["fc1.weight"] * inv[None, :]
-            self.w1 = np.ascontiguousarray(w1.T)
-            self.b1 = sd["fc1.bias"] - w1 @ sd["x_mean"]
-            self.w2 = np.ascontiguousarray(sd["fc2.weight"].T)
-            self.b2 = sd["fc2.bias"]
-            scale = np.concatenate([sd["y_std"], sd["t_stats"][1:2]])
-            shift = np.concatenate([sd["y_mean"], sd["t_stats"][0:1]])
-            self.w3 = np.ascontiguousarray((sd["out.weight"] * scale[:, None]).T)
-            self.b3 = sd["out.bias"] * scale + shift
+            return
+        # Fold the input standardization into fc1 and the output scaling into ``out``.
+        inv = 1.0 / sd["x_std"]
+        w1 = sd["fc1.weight"] * inv[None, :]
+        self.w1 = np.ascontiguousarray(w1.T)
+        self.b1 = (sd["fc1.bias"] - w1 @ sd["x_mean"]).astype(np.float32)
+        self.w2 = np.ascontiguousarray(sd["fc2.weight"].T)
+        self.b2 = sd["fc2.bias"]
+        scale = np.concatenate([np.repeat(sd["y_scale"], OUT_DIM), sd["t_stats"][1:2]])
+        shift = np.concatenate([sd["y_mean"], sd["t_stats"][0:1]])
+        w3 = sd["out.weight"] * scale[:, None]
+        b3 = sd["out.bias"] * scale + shift
+        # Time head shrunk toward the prior: tta = prior + shrink * (head - prior).
+        w3[OUT_DIM] *= shrink
+        b3[OUT_DIM] = shrink * b3[OUT_DIM] + (1.0 - shrink) * prior_tta
+        self.w3 = np.ascontiguousarray(w3.T)
+        self.b3 = b3.astype(np.float32)
 
-    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """x (B, 904) float32 (frames flattened in order) -> (targets (B, 226), tta (B,))."""
+    def __call__(self, x: np.ndarray, rest: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """x (B, 4, 226) float32 frames (flattened per frame), rest (B, 226) -> (targets (B, 226), tta (B,))."""
         if self.kind == "paper":
-            return self._paper(x), np.full(len(x), self.mean_tta, np.float32)
-        last = x[:, IN_DIM - OUT_DIM:]
-        feats = np.concatenate([last, (x[:, :IN_DIM - OUT_DIM].reshape(len(x), 3, OUT_DIM)
-                                       - last[:, None]).reshape(len(x), -1)], axis=1)
+            return self._paper(x.reshape(len(x), IN_DIM)), np.full(len(x), self.prior_tta, np.float32)
+        feats = np.concatenate([(x - rest[:, None]).reshape(len(x), IN_DIM), rest], axis=1)
         h = np.maximum(feats @ self.w1 + self.b1, 0.0)
         h = np.maximum(h @ self.w2 + self.b2, 0.0)
         out = h @ self.w3 + self.b3
-        return last + out[:, :OUT_DIM], out[:, OUT_DIM]
+        return x.mean(axis=1) + out[:, :OUT_DIM], out[:, OUT_DIM]
 
     def _paper(self, x: np.ndarray) -> np.ndarray:
         h = x
@@ -232,7 +244,12 @@ class Prediction:
 
 
 class ExpressionPredictor:
-    """What the pipeline and the ``expression_predictor`` node call."""
+    """What the pipeline and the ``expression_predictor`` node call.
+
+    ``predict(frames, rest)`` takes the detector's 4-frame window (oldest first) and the resting
+    face it calibrated (``PeakEvent.window`` / ``PeakEvent.rest``; :meth:`predict_event` does
+    exactly that). The paper architecture ignores ``rest``; the delta model requires it.
+    """
 
     def __init__(self, module: nn.Module, card: dict[str, Any],
                  random_faces: np.ndarray | None = None) -> None:
@@ -240,39 +257,70 @@ class ExpressionPredictor:
         self.card = card
         self.random_faces = (np.zeros((0, N_LANDMARKS, 2), np.float32) if random_faces is None
                              else np.asarray(random_faces, np.float32))
-        self.mean_tta = float(card.get("time_to_apex_mean_s", 0.0))
-        self.fast = NumpyForward(module, self.mean_tta)
+        self.prior_tta = float(card.get("time_to_apex_prior_s", 0.0))
+        #: Calibrated on the validation split after training: 0 = the prior, 1 = the head as trained.
+        self.tta_shrink = float(card.get("time_to_apex_shrink", 1.0))
+        self.fast = NumpyForward(module, self.prior_tta, self.tta_shrink)
 
     @property
     def architecture(self) -> str:
         return str(self.card["architecture"]["name"])
 
+    @property
+    def needs_rest(self) -> bool:
+        return isinstance(self.module, DeltaPredictor)
+
     # -- inference
-    def predict(self, frames: np.ndarray) -> Prediction:
-        """Four (113, 2|3) metric frames, oldest first -> :class:`Prediction` (numpy fast path)."""
+    def predict(self, frames: np.ndarray, rest: np.ndarray | None = None) -> Prediction:
+        """Four (113, 2|3) metric frames (oldest first) and the (113, 2|3) resting face -> Prediction."""
         x = _check_frames(frames)
-        target, tta = self.fast(x.reshape(1, IN_DIM))
+        r = self._check_rest(rest, 1)
+        target, tta = self.fast(x.reshape(1, N_INPUT, OUT_DIM), r)
         return Prediction(target=target.reshape(N_LANDMARKS, 2), time_to_apex=max(float(tta[0]), 0.0))
 
-    def predict_batch(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 4, 113, 2) -> (targets (N, 113, 2), time_to_apex (N,) s, clipped at 0)."""
+    def predict_event(self, event: Any) -> Prediction:
+        """Prediction for a detector :class:`~emo_core.anticipation.detector.PeakEvent`."""
+        return self.predict(event.window, event.rest)
+
+    def predict_batch(self, frames: np.ndarray, rest: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 4, 113, 2) frames + (N, 113, 2) rest faces -> (targets (N, 113, 2), time_to_apex (N,) s >= 0)."""
         x = np.asarray(frames, dtype=np.float32)
         if x.ndim != 4 or x.shape[1:] != (N_INPUT, N_LANDMARKS, 2):
             raise InputError(f"predictor batch must be (N, 4, 113, 2), got {x.shape}")
         if not np.all(np.isfinite(x)):
             raise InputError("predictor input contains NaN or inf")
-        target, tta = self.fast(x.reshape(len(x), IN_DIM))
+        r = self._check_rest(rest, len(x))
+        target, tta = self.fast(np.ascontiguousarray(x.reshape(len(x), N_INPUT, OUT_DIM)), r)
         return target.reshape(len(x), N_LANDMARKS, 2), np.maximum(tta, 0.0)
 
-    def predict_torch(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def predict_torch(self, frames: np.ndarray, rest: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Same as :meth:`predict_batch` through the torch module (reference for the fast path)."""
         x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
+        r = self._check_rest(rest, len(x))
         with torch.no_grad():
             if isinstance(self.module, DeltaPredictor):
-                target, tta = self.module.decode(x, self.module.raw(x))
-                return target.numpy(), np.maximum(tta.numpy(), 0.0)
+                rt = torch.from_numpy(r.reshape(len(x), N_LANDMARKS, 2))
+                target, tta = self.module.decode(x, self.module.raw(x, rt))
+                tta = self.prior_tta + self.tta_shrink * (tta.numpy() - self.prior_tta)
+                return target.numpy(), np.maximum(tta, 0.0)
             target = self.module(x).numpy()
-        return target, np.full(len(target), max(self.mean_tta, 0.0), np.float32)
+        return target, np.full(len(target), max(self.prior_tta, 0.0), np.float32)
+
+    def _check_rest(self, rest: np.ndarray | None, n: int) -> np.ndarray | None:
+        if not self.needs_rest:
+            return None
+        if rest is None:
+            raise InputError("this predictor needs the resting face (PeakEvent.rest)")
+        r = np.asarray(rest, dtype=np.float32)
+        if r.shape[-2:] in ((N_LANDMARKS, 3),):
+            r = r[..., :2]
+        if r.shape == (N_LANDMARKS, 2):
+            r = np.broadcast_to(r, (n, N_LANDMARKS, 2))
+        if r.shape != (n, N_LANDMARKS, 2):
+            raise InputError(f"rest face must be (113, 2) or ({n}, 113, 2), got {np.shape(rest)}")
+        if not np.all(np.isfinite(r)):
+            raise InputError("rest face contains NaN or inf")
+        return np.ascontiguousarray(r.reshape(n, OUT_DIM))
 
     # -- files
     def save(self, directory: str | Path) -> Path:
@@ -318,7 +366,8 @@ def _read_card(path: Path) -> dict[str, Any]:
         raise SchemaError(f"{card_file} is not valid JSON: {exc}") from exc
     if card.get("format") != FORMAT or int(card.get("format_version", -1)) != FORMAT_VERSION:
         raise SchemaError(f"{card_file}: not an {FORMAT} v{FORMAT_VERSION} model card")
-    expected = schema_signature()
+    arch = card.get("architecture", {})
+    expected = schema_signature(rest_face=isinstance(arch, dict) and arch.get("name") == "delta")
     if card.get("input_schema") != expected:
         raise SchemaError(f"{card_file}: input schema {card.get('input_schema')} does not match "
                           f"this code's {expected}")
@@ -337,7 +386,7 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
 
 def new_card(module: nn.Module, **extra: Any) -> dict[str, Any]:
     """A model card skeleton for ``module``; trainers fill data, training and metrics."""
-    card = {"format": FORMAT, "format_version": FORMAT_VERSION,
-            "architecture": architecture_of(module), "input_schema": schema_signature()}
+    card = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": architecture_of(module),
+            "input_schema": schema_signature(rest_face=isinstance(module, DeltaPredictor))}
     card.update(extra)
     return card

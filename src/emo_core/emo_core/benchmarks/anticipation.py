@@ -52,10 +52,10 @@ def run(quick: bool = False) -> BenchResult:
         x_t = torch.from_numpy(frames[None])
 
         def ours_predict() -> object:
-            return predictor.predict(frames)
+            return predictor.predict(frames, rest)
 
         def ours_pipeline() -> object:
-            pred = predictor.predict(frames)
+            pred = predictor.predict(frames, rest)
             return inverse.predict(retarget(pred.target, rest))
 
         def paper_predict() -> object:
