@@ -145,17 +145,6 @@ def _interp_contour(points: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.interp(x, points[order, 0], points[order, 1])
 
 
-def _inside(polygon: np.ndarray, pts: np.ndarray) -> np.ndarray:
-    """Even-odd point-in-polygon test, vectorized over points (M, 2)."""
-    x, y = pts[:, 0][:, None], pts[:, 1][:, None]
-    x0, y0 = polygon[:, 0][None, :], polygon[:, 1][None, :]
-    x1, y1 = np.roll(polygon[:, 0], -1)[None, :], np.roll(polygon[:, 1], -1)[None, :]
-    crosses = (y0 > y) != (y1 > y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xs = x0 + (y - y0) * (x1 - x0) / (y1 - y0)
-    return (crosses & (x < xs)).sum(axis=1) % 2 == 1
-
-
 class FaceGeometry:
     """Tissue boundaries of one neutral mesh, as soft [0, 1] gates per vertex."""
 
