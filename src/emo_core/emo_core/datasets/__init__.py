@@ -1,0 +1,1 @@
+"""On-disk datasets: motor babbling (``babbling``) and human expression sequences (``human``)."""
