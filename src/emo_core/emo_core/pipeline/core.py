@@ -1,0 +1,285 @@
+"""The in-process coexpression pipeline: one frame (or one face) in, one FaceCommand out.
+
+It chains the very classes the ROS nodes wrap -- extractor -> causal peak-activation detector ->
+expression predictor -> retargeting (paper eq. 1-2) -> inverse self-model -- and decides, per
+frame, which face the robot should be making and *when*:
+
+* ``mimicry`` (the paper's baseline): every frame, the live face retargeted to the robot and turned
+  into commands, to be executed now;
+* ``coexpression``: the same live mirroring while nothing happens; when the detector fires, the
+  command becomes the *predicted* target face with ``execute_at = stamp + time_to_apex``, held
+  until that time has passed, then live mirroring again (so the robot releases with the human).
+
+Until the detector has calibrated the person's resting face there is nothing to mirror against,
+so the pipeline commands the calm face. Mirroring and the predicted target are both retargeted
+against the resting face the detector *calibrated* (``mirror_rest: calibrated``), not its rolling
+neutral: the rolling neutral is there to keep the detector's thresholds honest, and on noisy
+landmarks it slowly absorbs a held expression, which would make the mirrored robot face relax
+while the person is still smiling. ``mirror_rest: rolling`` follows the rolling neutral instead. A frame without a face produces no command (the servo
+driver keeps its target; its watchdog eases the face home if faces stay away).
+
+No ROS and no wall clock: media time comes from the frame stamps; a ``timer`` callable (default
+``time.perf_counter``) is injected only to measure how long each stage takes.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from ..anticipation.detector import DetectorConfig, PeakActivationDetector, PeakEvent
+from ..anticipation.retarget import Retargeter
+from ..errors import ConfigError, InputError
+from ..schema import COMMAND_NAMES, N_COMMANDS, N_LANDMARKS, Face, Space
+
+LOG = logging.getLogger(__name__)
+
+#: Stages whose durations are recorded (seconds, by the injected timer).
+STAGES = ("extract", "detect", "predict", "retarget", "inverse", "end_to_end")
+
+
+class Mode(str, Enum):
+    COEXPRESSION = "coexpression"
+    MIMICRY = "mimicry"
+
+    @classmethod
+    def parse(cls, value: "str | Mode") -> "Mode":
+        try:
+            return cls(value)
+        except ValueError:
+            raise ConfigError(f"unknown pipeline mode {value!r}; known: "
+                              f"{', '.join(m.value for m in cls)}") from None
+
+
+class Source(str, Enum):
+    """FaceCommand.source, the same enum as ``msg/FaceCommand.msg``."""
+
+    PREDICTED = "predicted"
+    MIMIC = "mimic"
+    BABBLE = "babble"
+    MANUAL = "manual"
+
+
+@dataclass(frozen=True)
+class FaceCommand:
+    """What the pipeline sends to the servo driver (the fields of ``msg/FaceCommand.msg``).
+
+    ``stamp`` is the stamp of the camera frame the command derives from (a held prediction keeps
+    the stamp of the frame the detector fired on); ``execute_at`` is when the face should arrive
+    there (the predicted apex), ``None`` for "now".
+    """
+
+    names: tuple[str, ...]
+    positions: np.ndarray            # (11,) float32 in [0, 1]
+    stamp: float
+    execute_at: float | None
+    source: Source
+
+    def arrive_at(self) -> float | None:
+        """The driver's ``arrive_at`` argument."""
+        return self.execute_at
+
+
+@dataclass
+class StepResult:
+    """Everything one frame produced (for the demo's panels, logs and tests)."""
+
+    stamp: float
+    face: Face
+    command: FaceCommand | None = None
+    robot_target: np.ndarray | None = None     # (113, 2) robot-space face the command was made from
+    event: PeakEvent | None = None             # the detector fired on this frame
+    predicted_target: np.ndarray | None = None  # (113, 2) robot-space prediction while one is held
+    time_to_apex: float | None = None          # of the prediction made on this frame
+    calibrated: bool = False
+    latency_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    mode: Mode = Mode.COEXPRESSION
+    #: Bounds on the predicted time to apex: a wild prediction must not park the face for seconds.
+    min_time_to_apex_s: float = 0.0
+    max_time_to_apex_s: float = 2.0
+    #: Keep the prediction this long after ``execute_at`` before mirroring the live face again.
+    release_after_s: float = 0.0
+    #: The human resting face retargeting measures displacements from: "calibrated" or "rolling".
+    mirror_rest: str = "calibrated"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mode", Mode.parse(self.mode))
+        if self.mirror_rest not in ("calibrated", "rolling"):
+            raise ConfigError(f"pipeline: mirror_rest must be 'calibrated' or 'rolling', got {self.mirror_rest!r}")
+        if not 0.0 <= self.min_time_to_apex_s <= self.max_time_to_apex_s:
+            raise ConfigError("pipeline: need 0 <= min_time_to_apex_s <= max_time_to_apex_s")
+        if self.release_after_s < 0:
+            raise ConfigError("pipeline: release_after_s must be >= 0")
+
+
+class LatencyLog:
+    """Per-stage duration samples (seconds) of every processed frame."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, list[float]] = {name: [] for name in STAGES}
+
+    def add(self, durations: dict[str, float]) -> None:
+        for name, value in durations.items():
+            self.samples.setdefault(name, []).append(value)
+
+    def summary_ms(self) -> dict[str, dict[str, float | int]]:
+        """``{stage: {"p50", "p99", "mean", "n"}}`` in milliseconds (stages with samples only)."""
+        out: dict[str, dict[str, float | int]] = {}
+        for name, values in self.samples.items():
+            if not values:
+                continue
+            arr = np.asarray(values, np.float64) * 1e3
+            out[name] = {"p50": round(float(np.percentile(arr, 50)), 4),
+                         "p99": round(float(np.percentile(arr, 99)), 4),
+                         "mean": round(float(arr.mean()), 4), "n": int(arr.size)}
+        return out
+
+
+class CoexpressionPipeline:
+    """Frame -> FaceCommand, in one of the two modes (see the module docstring).
+
+    ``detector`` defaults to a :class:`PeakActivationDetector` with ``detector_config``; ``predictor`` needs ``predict_event(event) -> Prediction`` (only used in coexpression mode),
+    ``inverse`` ``predict((113, 2)) -> (11,)``; ``extractor`` (``process(rgb, stamp) -> Face``) is
+    only needed by :meth:`process_frame`. Models are shared freely between pipelines: they hold no
+    per-stream state; the detector (per person and stream) is the pipeline's own.
+    """
+
+    def __init__(self, predictor: Any, inverse: Any, retargeter: Retargeter, calm_commands: np.ndarray,
+                 *, config: PipelineConfig | None = None, detector: Any = None,
+                 detector_config: DetectorConfig | None = None, extractor: Any = None,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
+        self.config = config or PipelineConfig()
+        self.predictor = predictor
+        self.inverse = inverse
+        self.retarget = retargeter
+        self.extractor = extractor
+        # One detector per stream (it calibrates on this person); anything with update(face, stamp)
+        # -> PeakEvent | None, reset() and rest will do (tests script one).
+        self.detector = detector if detector is not None else PeakActivationDetector(detector_config)
+        self.calm = np.asarray(calm_commands, np.float32).reshape(-1)
+        if self.calm.shape != (N_COMMANDS,) or not np.all(np.isfinite(self.calm)):
+            raise InputError(f"calm commands must be {N_COMMANDS} finite values")
+        self._timer = timer
+        self.latency = LatencyLog()
+        self.events: list[PeakEvent] = []
+        self._held: FaceCommand | None = None
+        self._held_target: np.ndarray | None = None
+        self._rest: np.ndarray | None = None
+
+    @property
+    def mode(self) -> Mode:
+        return self.config.mode
+
+    def reset(self) -> None:
+        """New person or stream: recalibrate, forget any held prediction (latencies are kept)."""
+        self.detector.reset()
+        self.events.clear()
+        self._held = None
+        self._held_target = None
+        self._rest = None
+
+    @property
+    def rest(self) -> np.ndarray | None:
+        """The human resting face retargeting uses (None until the detector has calibrated)."""
+        if self.config.mirror_rest == "rolling" or self._rest is None:
+            self._rest = None if self.detector.rest is None else self.detector.rest.copy()
+        return self._rest
+
+    # ------------------------------------------------------------------------------- stepping
+    def process_frame(self, rgb: np.ndarray, stamp: float, camera: str = "") -> StepResult:
+        """One RGB camera frame (media time ``stamp``) -> StepResult; frame in to command out is timed."""
+        if self.extractor is None:
+            raise ConfigError("this pipeline has no landmark extractor (use process_face, or pass one)")
+        t0 = self._timer()
+        face = self.extractor.process(rgb, stamp, camera)
+        t1 = self._timer()
+        return self._step(face, float(stamp), t0, {"extract": t1 - t0})
+
+    def process_face(self, face: Face | np.ndarray, stamp: float | None = None) -> StepResult:
+        """The landmark stage onward: a Face (or (113, 2|3) metric points with ``stamp``)."""
+        t0 = self._timer()
+        if not isinstance(face, Face):
+            if stamp is None:
+                raise InputError("process_face needs a stamp with raw landmarks")
+            pts = np.asarray(face, np.float32)
+            if pts.shape not in ((N_LANDMARKS, 2), (N_LANDMARKS, 3)):
+                raise InputError(f"process_face expects (113, 2|3) landmarks, got {pts.shape}")
+            metric = np.zeros((N_LANDMARKS, 3), np.float32)
+            metric[:, :pts.shape[1]] = pts
+            face = Face(detected=bool(np.all(np.isfinite(pts))), confidence=1.0, metric=metric,
+                        stamp=float(stamp), space=Space.METRIC)
+        return self._step(face, float(face.stamp if stamp is None else stamp), t0, {})
+
+    def _step(self, face: Face, stamp: float, t0: float, durations: dict[str, float]) -> StepResult:
+        timer = self._timer
+        result = StepResult(stamp=stamp, face=face, latency_s=durations)
+        t = timer()
+        event = self.detector.update(face, stamp) if face.detected else None
+        durations["detect"] = timer() - t
+        result.calibrated = self.detector.rest is not None
+        if face.detected and np.all(np.isfinite(face.metric)):
+            if event is not None:
+                self.events.append(event)
+                result.event = event
+                if self.mode is Mode.COEXPRESSION:
+                    self._predict(event, result, durations)
+            result.command, result.robot_target = self._decide(face, stamp, durations)
+            if self._held is not None:
+                result.predicted_target = self._held_target
+        durations["end_to_end"] = timer() - t0
+        self.latency.add(durations)
+        return result
+
+    def _predict(self, event: PeakEvent, result: StepResult, durations: dict[str, float]) -> None:
+        timer = self._timer
+        t = timer()
+        prediction = self.predictor.predict_event(event)
+        durations["predict"] = timer() - t
+        tta = float(np.clip(prediction.time_to_apex, self.config.min_time_to_apex_s, self.config.max_time_to_apex_s))
+        t = timer()
+        robot = self.retarget(prediction.target, self.rest if self.rest is not None else event.rest)
+        durations["retarget"] = timer() - t
+        t = timer()
+        positions = self._inverse(robot)
+        durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
+        self._held = FaceCommand(COMMAND_NAMES, positions, event.stamp, event.stamp + tta, Source.PREDICTED)
+        self._held_target = robot
+        result.time_to_apex = tta
+        LOG.debug("peak activation at %.3f s: predicted apex in %.3f s", event.stamp, tta)
+
+    def _decide(self, face: Face, stamp: float, durations: dict[str, float]) -> tuple[FaceCommand, np.ndarray | None]:
+        """The command for this frame: a held prediction, the live face, or the calm face."""
+        held = self._held
+        if held is not None:
+            if stamp <= held.execute_at + self.config.release_after_s:
+                return held, self._held_target
+            self._held = None
+            self._held_target = None
+        rest = self.rest
+        if rest is None:
+            # Not calibrated yet: nothing to mirror against; a face at rest maps to the calm face.
+            return FaceCommand(COMMAND_NAMES, self.calm.copy(), stamp, None, Source.MIMIC), None
+        timer = self._timer
+        t = timer()
+        robot = self.retarget(face.metric[:, :2], rest)
+        durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
+        t = timer()
+        positions = self._inverse(robot)
+        durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
+        return FaceCommand(COMMAND_NAMES, positions, stamp, None, Source.MIMIC), robot
+
+    def _inverse(self, robot: np.ndarray) -> np.ndarray:
+        # The inverse model ends in a sigmoid; the clip only guards against a model that does not.
+        out = np.asarray(self.inverse.predict(robot), np.float32).reshape(-1)
+        if out.shape != (N_COMMANDS,):
+            raise InputError(f"inverse model returned {out.shape}, expected ({N_COMMANDS},)")
+        return np.clip(out, 0.0, 1.0)

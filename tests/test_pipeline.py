@@ -1,0 +1,311 @@
+"""The in-process coexpression pipeline, the sim robot and the synchrony measurement.
+
+The pipeline's decisions (mirror, predict and hold, release, calm before calibration) are tested
+on constructed landmark sequences with small stand-ins whose behaviour is known exactly (a
+threshold detector, a predictor and an inverse map); the sim robot is the real driver + emulator
+(pty) + twin on a ManualClock; the shipped models and the real detector run end to end in
+tests/test_demo.py.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from emo_core.anticipation.detector import PeakEvent
+from emo_core.anticipation.retarget import Retargeter
+from emo_core.errors import ConfigError, InputError
+from emo_core.people import load_template
+from emo_core.pipeline import (STAGES, CoexpressionPipeline, FaceCommand, Mode, PipelineConfig, SimConfig, SimRobot,
+                               Source, crossing_time, face_from_points, human_episode, robot_intensity, summarize)
+from emo_core.pipeline.synchrony import expression_mask
+from emo_core.schema import COMMAND_NAMES, REGIONS, Face
+from emo_core.twin import DigitalTwin
+
+FPS = 30.0
+TTA = 0.5                      # the stand-in predictor's time to apex (s)
+LIPS = REGIONS["lips"]
+
+
+@pytest.fixture(scope="module")
+def twin() -> DigitalTwin:
+    return DigitalTwin(seed=0)
+
+
+@pytest.fixture(scope="module")
+def retargeter(twin) -> Retargeter:
+    return Retargeter.from_twin(twin)
+
+
+class ThresholdDetector:
+    """Stand-in detector: calibrates on the median of the first frames, fires once when the lips
+    have risen by ``threshold``; its ``rest`` follows the live face (a rolling neutral at its worst)."""
+
+    calibration_frames = 8
+
+    def __init__(self, threshold: float = 0.02) -> None:
+        self.threshold = threshold
+        self.reset()
+
+    def reset(self) -> None:
+        self.rest = None
+        self.fired = False
+        self._frames: list[tuple[np.ndarray, float]] = []
+
+    def update(self, face: Face, stamp: float) -> PeakEvent | None:
+        xy = face.metric[:, :2].copy()
+        self._frames.append((xy, stamp))
+        if len(self._frames) < self.calibration_frames:
+            return None
+        if self.rest is None:
+            self.rest = np.median([f for f, _ in self._frames], axis=0)
+            return None
+        rest, self.rest = self.rest, 0.9 * self.rest + 0.1 * xy
+        if self.fired or float(np.mean(rest[LIPS, 1] - xy[LIPS, 1])) < self.threshold:
+            return None
+        self.fired = True
+        window = self._frames[-4:]
+        return PeakEvent(stamp=stamp, frame_index=len(self._frames) - 1, window=np.stack([f for f, _ in window]),
+                         window_stamps=np.array([t for _, t in window]), rest=rest.copy(), activation=1.0)
+
+
+@dataclass
+class _Prediction:
+    target: np.ndarray
+    time_to_apex: float
+
+
+class StandInPredictor:
+    """Predicts the last window frame pushed further along its motion (a known, simple target)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def predict_event(self, event) -> _Prediction:
+        self.calls += 1
+        target = event.window[-1] + 2.0 * (event.window[-1] - event.rest)
+        return _Prediction(target.astype(np.float32), TTA)
+
+
+class StandInInverse:
+    """Commands from the mean vertical lip displacement: calm + gain * displacement (clipped)."""
+
+    def __init__(self, twin: DigitalTwin) -> None:
+        self.rest = twin.rest_face()
+        self.calm = twin.calm_commands()
+
+    def predict(self, robot: np.ndarray) -> np.ndarray:
+        lift = float(np.mean(self.rest[LIPS, 1] - robot[LIPS, 1]))
+        out = self.calm.copy()
+        out[COMMAND_NAMES.index("mouth_corner_up")] += 4.0 * lift
+        return np.clip(out, 0.0, 1.0)
+
+
+def smile_sequence(seconds: float = 3.0, onset: float = 1.0, rise: float = 0.8, amplitude: float = 0.12,
+                   noise: float = 0.0015, seed: int = 0) -> tuple[np.ndarray, int, int]:
+    """Template face at rest, then the lips rising smoothly (a cosine ramp), then held.
+    Returns (T, 113, 2) landmarks, onset frame, apex frame."""
+    rng = np.random.default_rng(seed)
+    base = load_template().landmarks[:, :2].astype(np.float32)
+    t = np.arange(int(seconds * FPS)) / FPS
+    level = np.clip((t - onset) / rise, 0.0, 1.0)
+    level = 0.5 - 0.5 * np.cos(np.pi * level)
+    frames = np.repeat(base[None], len(t), axis=0)
+    frames[:, LIPS, 1] -= amplitude * level[:, None]
+    frames += rng.normal(0, noise, frames.shape).astype(np.float32)
+    return frames, int(round(onset * FPS)), int(round((onset + rise) * FPS))
+
+
+def make_pipeline(mode: Mode, twin, retargeter, timer=None) -> CoexpressionPipeline:
+    kwargs = {"timer": timer} if timer is not None else {}
+    return CoexpressionPipeline(StandInPredictor(), StandInInverse(twin), retargeter, twin.calm_commands(),
+                                config=PipelineConfig(mode=mode), detector=ThresholdDetector(), **kwargs)
+
+
+def run_frames(pipeline: CoexpressionPipeline, frames: np.ndarray):
+    return [pipeline.process_face(face_from_points(f, i / FPS)) for i, f in enumerate(frames)]
+
+
+def test_coexpression_fires_and_commands_the_predicted_apex_in_the_future(twin, retargeter) -> None:
+    frames, onset, apex = smile_sequence()
+    pipeline = make_pipeline(Mode.COEXPRESSION, twin, retargeter)
+    results = run_frames(pipeline, frames)
+    fired = [r for r in results if r.event is not None]
+    assert len(fired) == 1, "one expression, one peak activation"
+    fire = fired[0]
+    assert onset < fire.event.frame_index < apex, "fires on the rising edge, before the apex"
+    cmd = fire.command
+    assert cmd.source is Source.PREDICTED and cmd.execute_at == pytest.approx(fire.stamp + TTA)
+    assert cmd.execute_at > fire.stamp
+    assert cmd.names == COMMAND_NAMES and cmd.positions.shape == (11,)
+    # Held (same command, same stamp and execute_at) until execute_at, then live mirroring again.
+    for r in results[fire.event.frame_index:]:
+        if r.stamp <= cmd.execute_at:
+            assert r.command is cmd and r.predicted_target is not None
+        else:
+            assert r.command.source is Source.MIMIC and r.command.execute_at is None
+            assert r.command.stamp == r.stamp
+    # The stand-in predicts beyond the current face: the held command smiles more than the live one.
+    k = COMMAND_NAMES.index("mouth_corner_up")
+    assert cmd.positions[k] > results[fire.event.frame_index - 1].command.positions[k]
+
+
+def test_mimicry_mirrors_every_frame_and_never_predicts(twin, retargeter) -> None:
+    frames, _, apex = smile_sequence()
+    pipeline = make_pipeline(Mode.MIMICRY, twin, retargeter)
+    results = run_frames(pipeline, frames)
+    assert pipeline.predictor.calls == 0
+    assert any(r.event is not None for r in results), "the detector still runs (it gives the rest face)"
+    commands = [r.command for r in results]
+    assert all(c is not None and c.source is Source.MIMIC and c.execute_at is None for c in commands)
+    assert [c.stamp for c in commands] == [r.stamp for r in results]
+    k = COMMAND_NAMES.index("mouth_corner_up")
+    assert commands[apex + 5].positions[k] > commands[5].positions[k] + 0.2, "the smile is mirrored"
+
+
+def test_calm_face_until_calibrated_and_no_command_without_a_face(twin, retargeter) -> None:
+    frames, _, _ = smile_sequence(seconds=1.0)
+    pipeline = make_pipeline(Mode.COEXPRESSION, twin, retargeter)
+    n_cal = pipeline.detector.calibration_frames
+    results = run_frames(pipeline, frames[:n_cal - 1])
+    assert all(not r.calibrated and r.robot_target is None for r in results)
+    assert all(np.allclose(r.command.positions, twin.calm_commands()) for r in results)
+    missing = pipeline.process_face(Face.missing(stamp=1.0))
+    assert missing.command is None and missing.face.detected is False
+    nan = pipeline.process_face(np.full((113, 2), np.nan, np.float32), stamp=1.1)
+    assert nan.command is None
+    with pytest.raises(InputError):
+        pipeline.process_face(np.zeros((50, 2), np.float32), stamp=1.2)
+    with pytest.raises(ConfigError):
+        pipeline.process_frame(np.zeros((8, 8, 3), np.uint8), 0.0)   # no extractor given
+
+
+def test_mirror_rest_is_the_calibrated_face_not_the_rolling_neutral(twin, retargeter) -> None:
+    frames, _, _ = smile_sequence(seconds=6.0, onset=1.0, rise=2.5, amplitude=0.06)
+    pipeline = make_pipeline(Mode.MIMICRY, twin, retargeter)
+    run_frames(pipeline, frames[:12])
+    calibrated = pipeline.rest.copy()
+    run_frames(pipeline, frames[12:])
+    assert not np.allclose(pipeline.detector.rest, calibrated, atol=0.01), "the stand-in's neutral drifted"
+    assert np.array_equal(pipeline.rest, calibrated)
+    with pytest.raises(ConfigError):
+        PipelineConfig(mirror_rest="sometimes")
+    with pytest.raises(ConfigError):
+        PipelineConfig(mode="telepathy")
+
+
+def test_latency_is_recorded_per_stage_with_the_injected_timer(twin, retargeter) -> None:
+    ticks = itertools.count()
+    pipeline = make_pipeline(Mode.COEXPRESSION, twin, retargeter, timer=lambda: next(ticks) * 1e-3)
+    frames, _, _ = smile_sequence()
+    run_frames(pipeline, frames)
+    summary = pipeline.latency.summary_ms()
+    assert {"detect", "predict", "retarget", "inverse", "end_to_end"} <= set(summary) <= set(STAGES)
+    assert summary["predict"]["n"] == 1 and summary["end_to_end"]["n"] == len(frames)
+    for stage in summary.values():
+        assert stage["p50"] >= 1.0 and stage["p99"] >= stage["p50"]      # each timed span >= one tick
+    assert summary["end_to_end"]["p50"] > summary["detect"]["p50"]
+
+
+# ------------------------------------------------------------------------------------ sim robot
+
+def _command(positions, stamp, execute_at=None, source=Source.MIMIC) -> FaceCommand:
+    return FaceCommand(COMMAND_NAMES, np.asarray(positions, np.float32), stamp, execute_at, source)
+
+
+def _drive(robot: SimRobot, twin) -> np.ndarray:
+    """Calm stream for 0.3 s, then a timed smile (execute_at 0.9 s), streamed at 30 fps until 1.4 s."""
+    calm = twin.calm_commands()
+    smile = calm.copy()
+    smile[COMMAND_NAMES.index("mouth_corner_up")] = 0.95
+    for i in range(int(1.4 * FPS)):
+        t = i / FPS
+        cmd = _command(calm, t) if t < 0.3 else _command(smile, 0.3, execute_at=0.9, source=Source.PREDICTED)
+        robot.submit(cmd)
+        robot.advance_to(t)
+    return robot.trace().commands
+
+
+def test_sim_robot_is_deterministic_and_arrives_on_time(twin) -> None:
+    config = SimConfig(input_latency_s=0.0)
+    with SimRobot(twin, config=config) as robot:
+        first = _drive(robot, twin)
+        times = robot.trace().times
+        assert robot.faults == []
+        assert robot.face().shape == (113, 2)
+    with SimRobot(twin, config=config) as robot:
+        second = _drive(robot, twin)
+    assert np.array_equal(first, second), "one ManualClock: the same commands give the same motion"
+    k = COMMAND_NAMES.index("mouth_corner_up")
+    lag = robot.driver_config.servo_lag_s
+    calm = twin.calm_commands()[k]
+    # Timed: the servos move at the constant speed that arrives at execute_at - servo lag, not at once.
+    halfway = first[np.searchsorted(times, 0.6), k]
+    assert calm + 0.3 * (0.95 - calm) < halfway < calm + 0.7 * (0.95 - calm)
+    arrived = times[np.argmax(first[:, k] >= 0.95 - 0.01)]
+    assert 0.9 - lag - 0.03 <= arrived <= 0.9 + 0.02
+
+
+def test_sim_robot_faces_start_calm_and_follow_an_untimed_command_at_full_speed(twin) -> None:
+    with SimRobot(twin, config=SimConfig(input_latency_s=0.05)) as robot:
+        robot.advance_to(0.1)
+        assert np.allclose(robot.faces()[-1], twin.rest_face(), atol=2e-3), "powered up at the calm face"
+        target = twin.calm_commands()
+        target[COMMAND_NAMES.index("jaw_open")] = 0.6
+        jaw = COMMAND_NAMES.index("jaw_open")
+        robot.submit(_command(target, 0.1))          # delivered at 0.15 s (input latency)
+        robot.advance_to(0.15)
+        assert robot.trace().commands[-1][jaw] < 0.02
+        robot.advance_to(0.6)
+        assert robot.trace().commands[-1][jaw] == pytest.approx(0.6, abs=0.01), "at full speed: 0.36 s"
+        # Commands stop: the driver's watchdog eases the face home after its timeout.
+        robot.advance_to(2.5)
+        assert robot.trace().commands[-1][jaw] < 0.1
+        robot.settle(0.6)
+        assert len(robot.trace().times) == 0
+        robot.advance_to(robot.now() + 0.05)
+        assert np.allclose(robot.trace().commands[-1], twin.calm_commands(), atol=0.01)
+
+
+# ------------------------------------------------------------------------------------ synchrony
+
+def test_crossing_time_interpolates_the_95_percent_point() -> None:
+    t = np.arange(0, 2.0, 0.1)
+    ramp = np.clip(t - 0.5, 0, 1.0)                     # 0 until 0.5 s, 1 from 1.5 s
+    assert crossing_time(t, ramp) == pytest.approx(1.45)
+    assert crossing_time(t, ramp, fraction=0.5) == pytest.approx(1.0)
+    assert crossing_time(t, ramp, start=0.0, end=1.0) == pytest.approx(0.5 + 0.95 * 0.5)
+    assert crossing_time(t, np.zeros_like(t)) is None
+    assert crossing_time(t[:1], ramp[:1]) is None
+
+
+def test_human_episode_window_and_apex_from_ground_truth() -> None:
+    fps = 30.0
+    t = np.arange(150) / fps
+    intensity = np.interp(t, [0, 1.0, 1.8, 2.4, 3.0, 5.0], [0, 0, 1.0, 0.8, 0.0, 0.0])
+    ep = human_episode(intensity, fps, onset_frame=30)
+    assert ep.human_apex == pytest.approx(1.0 + 0.95 * 0.8, abs=1e-6)
+    assert ep.start == pytest.approx(0.5) and ep.onset == pytest.approx(1.0)
+    relaxed = 2.4 + 0.6 * (0.8 - 0.3) / 0.8             # below 30 % of the peak
+    assert relaxed + 1.0 - 0.04 < ep.end < relaxed + 1.0 + 0.04
+    assert human_episode(np.zeros(50), fps, 10) is None
+    assert human_episode(intensity, fps, -1) is None
+
+
+def test_robot_intensity_projects_on_the_reference_and_ignores_the_eyes(twin) -> None:
+    rest = twin.rest_face()
+    reference = rest.copy()
+    reference[LIPS, 1] -= 0.1
+    half = rest + 0.5 * (reference - rest)
+    blink = rest.copy()
+    blink[~expression_mask(), 1] += 0.2                  # eyelids only
+    frown = rest - (reference - rest)
+    values = robot_intensity(np.stack([rest, half, reference, blink, frown]), rest, reference)
+    assert values == pytest.approx([0.0, 0.5, 1.0, 0.0, 0.0], abs=1e-6)
+
+
+def test_summary_reports_median_median_abs_and_count() -> None:
+    assert summarize([0.05, -0.02, 0.01, None]) == {"median": 10.0, "median_abs": 20.0, "n": 3}
+    assert summarize([]) == {"median": None, "median_abs": None, "n": 0}
