@@ -78,14 +78,15 @@ class _Prediction:
 
 
 class StandInPredictor:
-    """Predicts the last window frame pushed further along its motion (a known, simple target)."""
+    """Predicts the last window frame pushed ``gain`` x further along its motion from rest."""
 
-    def __init__(self) -> None:
+    def __init__(self, gain: float = 2.0) -> None:
+        self.gain = gain
         self.calls = 0
 
     def predict_event(self, event) -> _Prediction:
         self.calls += 1
-        target = event.window[-1] + 2.0 * (event.window[-1] - event.rest)
+        target = event.window[-1] + self.gain * (event.window[-1] - event.rest)
         return _Prediction(target.astype(np.float32), TTA)
 
 
@@ -118,10 +119,12 @@ def smile_sequence(seconds: float = 3.0, onset: float = 1.0, rise: float = 0.8, 
     return frames, int(round(onset * FPS)), int(round((onset + rise) * FPS))
 
 
-def make_pipeline(mode: Mode, twin, retargeter, timer=None) -> CoexpressionPipeline:
+def make_pipeline(mode: Mode, twin, retargeter, timer=None, gain: float = 2.0,
+                  overtake: bool = True) -> CoexpressionPipeline:
     kwargs = {"timer": timer} if timer is not None else {}
-    return CoexpressionPipeline(StandInPredictor(), StandInInverse(twin), retargeter, twin.calm_commands(),
-                                config=PipelineConfig(mode=mode), detector=ThresholdDetector(), **kwargs)
+    config = PipelineConfig(mode=mode, release_when_overtaken=overtake)
+    return CoexpressionPipeline(StandInPredictor(gain), StandInInverse(twin), retargeter, twin.calm_commands(),
+                                config=config, detector=ThresholdDetector(), **kwargs)
 
 
 def run_frames(pipeline: CoexpressionPipeline, frames: np.ndarray):
@@ -130,7 +133,7 @@ def run_frames(pipeline: CoexpressionPipeline, frames: np.ndarray):
 
 def test_coexpression_fires_and_commands_the_predicted_apex_in_the_future(twin, retargeter) -> None:
     frames, onset, apex = smile_sequence()
-    pipeline = make_pipeline(Mode.COEXPRESSION, twin, retargeter)
+    pipeline = make_pipeline(Mode.COEXPRESSION, twin, retargeter, overtake=False)
     results = run_frames(pipeline, frames)
     fired = [r for r in results if r.event is not None]
     assert len(fired) == 1, "one expression, one peak activation"
@@ -150,6 +153,22 @@ def test_coexpression_fires_and_commands_the_predicted_apex_in_the_future(twin, 
     # The stand-in predicts beyond the current face: the held command smiles more than the live one.
     k = COMMAND_NAMES.index("mouth_corner_up")
     assert cmd.positions[k] > results[fire.event.frame_index - 1].command.positions[k]
+
+
+@pytest.mark.parametrize("gain, released_early", [(0.0, True), (20.0, False)])
+def test_a_prediction_the_person_overtakes_is_released_early(twin, retargeter, gain, released_early) -> None:
+    frames, _, _ = smile_sequence()
+    pipeline = make_pipeline(Mode.COEXPRESSION, twin, retargeter, gain=gain)
+    results = run_frames(pipeline, frames)
+    fire = next(r for r in results if r.event is not None)
+    execute_at = fire.stamp + fire.time_to_apex
+    during = [r for r in results if fire.stamp < r.stamp <= execute_at]
+    mirrored = [r.command.source is Source.MIMIC for r in during]
+    # gain 0 predicts the face at firing: the rising face passes it within a frame or two and the
+    # robot follows the person; a far-reaching prediction is held until its execute_at.
+    assert any(mirrored) is released_early
+    if released_early:
+        assert mirrored[-1] and mirrored.index(True) <= 3
 
 
 def test_mimicry_mirrors_every_frame_and_never_predicts(twin, retargeter) -> None:

@@ -9,6 +9,9 @@ frame, which face the robot should be making and *when*:
 * ``coexpression``: the same live mirroring while nothing happens; when the detector fires, the
   command becomes the *predicted* target face with ``execute_at = stamp + time_to_apex``, held
   until that time has passed, then live mirroring again (so the robot releases with the human).
+  If the live face gets further along the predicted expression than the prediction itself before
+  then, mirroring resumes at once (``release_when_overtaken``): an undershooting prediction must
+  not hold the robot behind the person.
 
 Until the detector has calibrated the person's resting face there is nothing to mirror against,
 so the pipeline commands the calm face. Mirroring and the predicted target are both retargeted
@@ -110,6 +113,9 @@ class PipelineConfig:
     release_after_s: float = 0.0
     #: The human resting face retargeting measures displacements from: "calibrated" or "rolling".
     mirror_rest: str = "calibrated"
+    #: While a prediction is held, switch back to mirroring as soon as the live face has gone at
+    #: least as far as the prediction (an undershooting prediction must not hold the robot back).
+    release_when_overtaken: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode.parse(self.mode))
@@ -258,24 +264,39 @@ class CoexpressionPipeline:
 
     def _decide(self, face: Face, stamp: float, durations: dict[str, float]) -> tuple[FaceCommand, np.ndarray | None]:
         """The command for this frame: a held prediction, the live face, or the calm face."""
-        held = self._held
-        if held is not None:
-            if stamp <= held.execute_at + self.config.release_after_s:
-                return held, self._held_target
-            self._held = None
-            self._held_target = None
+        if self._held is not None and stamp > self._held.execute_at + self.config.release_after_s:
+            self._release()
         rest = self.rest
         if rest is None:
             # Not calibrated yet: nothing to mirror against; a face at rest maps to the calm face.
             return FaceCommand(COMMAND_NAMES, self.calm.copy(), stamp, None, Source.MIMIC), None
+        if self._held is not None and not self.config.release_when_overtaken:
+            return self._held, self._held_target
         timer = self._timer
         t = timer()
         robot = self.retarget(face.metric[:, :2], rest)
         durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
+        if self._held is not None:
+            if self._progress(robot) < 1.0:
+                return self._held, self._held_target
+            # The person is already further along than predicted: follow them, never lag behind.
+            LOG.debug("live face overtook the prediction at %.3f s: mirroring", stamp)
+            self._release()
         t = timer()
         positions = self._inverse(robot)
         durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
         return FaceCommand(COMMAND_NAMES, positions, stamp, None, Source.MIMIC), robot
+
+    def _progress(self, robot: np.ndarray) -> float:
+        """How far the live (retargeted) face is along the held prediction's displacement (1 = there)."""
+        base = self.retarget.robot_rest
+        direction = self._held_target - base
+        norm2 = float(np.sum(direction * direction))
+        return float(np.sum((robot - base) * direction)) / norm2 if norm2 > 0 else np.inf
+
+    def _release(self) -> None:
+        self._held = None
+        self._held_target = None
 
     def _inverse(self, robot: np.ndarray) -> np.ndarray:
         # The inverse model ends in a sigmoid; the clip only guards against a model that does not.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,7 @@ class Stages:
 
     def pipeline(self, mode: Mode | str, *, extractor: Any = None, config: PipelineConfig | None = None,
                  timer: Callable[[], float] = time.perf_counter) -> CoexpressionPipeline:
-        cfg = config or PipelineConfig()
-        cfg = PipelineConfig(mode=Mode.parse(mode), min_time_to_apex_s=cfg.min_time_to_apex_s,
-                             max_time_to_apex_s=cfg.max_time_to_apex_s, release_after_s=cfg.release_after_s,
-                             mirror_rest=cfg.mirror_rest)
+        cfg = replace(config or PipelineConfig(), mode=Mode.parse(mode))
         detector = PeakActivationDetector(self.anticipation.detector, scorer=self.scorer)
         return CoexpressionPipeline(self.predictor, self.inverse, self.retargeter, self.twin.calm_commands(),
                                     config=cfg, detector=detector, extractor=extractor, timer=timer)
