@@ -4,30 +4,29 @@ The offline algorithm (``peak.py``) needs the whole video; a robot needs to know
 frames only, that an expression has started. This detector:
 
 * **calibrates a resting face** from the first frames of the stream (median, robust to a blink),
-  then keeps a **rolling neutral**: the median of recent frames in which the face was quiet, so a
-  slow drift (posture, lighting, the extractor's bias) does not accumulate into false triggers;
-* measures **region-wise displacement** from the neutral (mouth = lips + jaw, brows, eyes), in the
-  pose-normalized metric space (head rotation and translation are already removed). The eye region
-  carries a small weight because blinks move the eyelids a lot and say nothing about the
-  expression; the trigger requires evidence in the mouth or brows;
-* tracks the noise floor of that activity while the face is at rest and sets its thresholds as a
-  multiple of it (a floor keeps them sane on noiseless data);
-* **fires on the rising edge**: activity above ``on`` x noise, rising for ``rise_frames`` frames
-  in a row at a minimum rate, and the motion *coherent* (net displacement over the last frames close
-  to the path length travelled): an expression's onset moves the landmarks one way, while talking
-  makes the mouth go back and forth and a head turn leaves shape-less residual jitter;
-* is **suppressed while talking**: the count of direction reversals of mouth motion over the last
-  second (oscillation) above ``max_reversals`` blocks firing;
-* **re-arms with hysteresis** once the activity has stayed below ``off`` x noise for ``rearm_frames``.
+  then keeps a **rolling neutral**: the median of recent quiet frames (low score, little
+  displacement), so slow drift (posture, lighting, the extractor's bias) does not build up;
+* scores every frame with a small learned **rising-edge scorer** (``scorer.py``) on the frame's
+  displacement from the neutral and its motion over the last 0.1 s, in the pose-normalized metric
+  space. The scorer was trained to say "expression rising" on the first movements of expressions
+  and "no" on blinks, talking, head turns and a fidgeting neutral face, so those are rejected by
+  their pattern (which landmarks move, which way), not by a magnitude threshold that expressions'
+  early, tiny motions could never clear;
+* **fires on the rising edge** when the score stays above ``on_probability`` for
+  ``confirm_frames`` frames in a row (one frame of noise does not fire);
+* **re-arms with hysteresis** only once the face is back at rest: its displacement from the
+  neutral (lips and brows) below ``off_factor`` x the noise level for ``rearm_frames`` frames. The
+  noise level is the median displacement of quiet frames (floored by ``noise_floor``).
 
-It keeps the last 4 frames (the predictor's input) and their stamps in every :class:`PeakEvent`.
-Time comes only from the stamps it is given (core classes never read the wall clock).
+Every :class:`PeakEvent` carries the last 4 frames (the predictor's input), their stamps and the
+neutral face (the predictor's and the retargeting's resting face). Time comes only from the stamps
+it is given (core classes never read the wall clock).
 """
 from __future__ import annotations
 
 import logging
 from collections import deque
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
 
@@ -35,51 +34,45 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..schema import N_LANDMARKS, REGIONS, Face
+from .scorer import ExpressionScorer, displacement
 
 LOG = logging.getLogger(__name__)
 
-MOUTH = np.concatenate([REGIONS["lips"], REGIONS["jaw"]])
-BROWS = np.concatenate([REGIONS["left_brow"], REGIONS["right_brow"]])
-EYES = np.concatenate([REGIONS["left_eye"], REGIONS["right_eye"]])
+#: Lips and brows: the regions whose displacement decides "back at rest" (eyes blink, the jaw
+#: contour slides with head turns).
+ACTIVE = np.concatenate([REGIONS["lips"], REGIONS["left_brow"], REGIONS["right_brow"]])
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """Parameters (``config/anticipation.yaml``, section ``detector``); thresholds in metric units."""
+    """Parameters (``config/anticipation.yaml``, section ``detector``); distances in metric units."""
 
-    calibration_frames: int = 8          # frames of the initial resting face
+    calibration_frames: int = 8          # frames of the initial resting face (median)
     neutral_window: int = 60             # quiet frames kept for the rolling neutral (median)
     neutral_update_every: int = 10       # recompute the neutral every N quiet frames
-    eye_weight: float = 0.15             # eyes' share of the activity (blinks)
-    brow_weight: float = 1.0
-    mouth_weight: float = 1.0
-    noise_floor: float = 0.004           # minimum noise level (metric units)
+    on_probability: float = 0.95         # fire when the scorer says "rising" above this ...
+    confirm_frames: int = 2              # ... for this many frames in a row
+    quiet_probability: float = 0.3       # a frame below this score (and near rest) is "quiet"
+    noise_floor: float = 0.003           # minimum noise level of the rest displacement
     noise_window: int = 60               # quiet frames used to estimate the noise level
-    on_factor: float = 4.0               # fire when activity > on_factor * noise ...
-    rise_frames: int = 3                 # ... and it rose in each of the last N frames ...
-    min_rise_rate: float = 0.02          # ... by at least this much per second on average ...
-    min_coherence: float = 0.7           # ... with net/path displacement over those frames >= this
-    off_factor: float = 2.5              # re-arm when activity < off_factor * noise ...
-    rearm_frames: int = 6                # ... for N frames in a row
-    oscillation_window_s: float = 1.0    # talking: mouth direction reversals in this window ...
-    max_reversals: int = 3               # ... above this count block firing
-    reversal_min_step: float = 0.004     # a reversal counts if the mouth moved at least this much
+    off_factor: float = 2.5              # "back at rest": displacement < off_factor * noise ...
+    rearm_frames: int = 6                # ... for N frames in a row re-arms the detector
     max_gap_s: float = 0.25              # a longer gap between frames restarts the frame history
     history: int = 4                     # frames in the window handed to the predictor
 
     def __post_init__(self) -> None:
-        if self.calibration_frames < 1 or self.rise_frames < 1 or self.history < 1:
-            raise ConfigError("detector: calibration_frames, rise_frames and history must be >= 1")
-        if self.off_factor >= self.on_factor:
-            raise ConfigError("detector: off_factor must be below on_factor (hysteresis)")
-        if self.noise_floor <= 0:
-            raise ConfigError("detector: noise_floor must be > 0")
+        if min(self.calibration_frames, self.confirm_frames, self.history, self.rearm_frames) < 1:
+            raise ConfigError("detector: calibration_frames, confirm_frames, history and rearm_frames must be >= 1")
+        if not 0.0 < self.quiet_probability < self.on_probability < 1.0:
+            raise ConfigError("detector: need 0 < quiet_probability < on_probability < 1")
+        if self.noise_floor <= 0 or self.off_factor <= 0:
+            raise ConfigError("detector: noise_floor and off_factor must be > 0")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "DetectorConfig":
         values = dict(values or {})
-        known = {f.name: f.type for f in fields(cls)}
-        unknown = set(values) - set(known)
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
         if unknown:
             raise ConfigError(f"unknown detector parameter(s): {', '.join(sorted(unknown))}")
         defaults = cls()
@@ -101,33 +94,25 @@ class PeakEvent:
     window: np.ndarray           # (history, 113, 2) metric frames, oldest first
     window_stamps: np.ndarray    # (history,)
     rest: np.ndarray             # (113, 2) neutral face at the time of firing
-    activation: float            # activity at firing, in noise units
-
-
-@dataclass
-class _Frame:
-    xy: np.ndarray
-    stamp: float
-    activity: float
-    mouth: np.ndarray = field(repr=False)
+    activation: float            # scorer probability at firing
 
 
 class PeakActivationDetector:
-    """Feed it frames in order with :meth:`update`; it returns a :class:`PeakEvent` when it fires."""
+    """Feed it frames in order with :meth:`update`; it returns a :class:`PeakEvent` when it fires.
 
-    def __init__(self, config: DetectorConfig | None = None) -> None:
+    ``scorer``: the learned rising-edge scorer; ``None`` loads the one shipped with the default
+    predictor (``emo_core/data/predictor``).
+    """
+
+    def __init__(self, config: DetectorConfig | None = None, scorer: ExpressionScorer | None = None) -> None:
         self.config = config or DetectorConfig()
-        self._weights = self._point_weights()
+        self.scorer = scorer if scorer is not None else ExpressionScorer.load(None)
+        if self.scorer.spec.calibration_frames != self.config.calibration_frames:
+            LOG.debug("detector calibrates on %d frames, scorer was trained with %d",
+                      self.config.calibration_frames, self.scorer.spec.calibration_frames)
+        spec = self.scorer.spec
+        self._need = max(self.config.history, spec.smooth_frames + spec.lag_frames)
         self.reset()
-
-    def _point_weights(self) -> np.ndarray:
-        w = np.zeros(N_LANDMARKS, np.float32)
-        c = self.config
-        # Each region contributes its mean squared displacement times its weight, so region
-        # sizes (61 mouth points vs 20 brow points) do not decide the balance.
-        for idx, weight in ((MOUTH, c.mouth_weight), (BROWS, c.brow_weight), (EYES, c.eye_weight)):
-            w[idx] = weight / len(idx)
-        return w
 
     def reset(self) -> None:
         """Forget everything (new person, new stream): calibrate again."""
@@ -138,11 +123,13 @@ class PeakActivationDetector:
         self._neutral: deque[np.ndarray] = deque(maxlen=c.neutral_window)
         self._quiet_count = 0
         self._quiet_activity: deque[float] = deque(maxlen=c.noise_window)
-        self._frames: deque[_Frame] = deque(maxlen=max(c.history, c.rise_frames + 1))
-        self._mouth_track: deque[tuple[float, np.ndarray]] = deque()
+        self._xy: deque[np.ndarray] = deque(maxlen=self._need)
+        self._stamps: deque[float] = deque(maxlen=self._need)
+        self._run = 0
         self._below = 0
         self._index = -1
         self.noise = c.noise_floor
+        self.last_probability = 0.0
         self.last_activity = 0.0
 
     # ------------------------------------------------------------------------------ stepping
@@ -152,20 +139,29 @@ class PeakActivationDetector:
         self._index += 1
         if xy is None:
             return None
-        if self._frames and stamp - self._frames[-1].stamp > self.config.max_gap_s:
-            self._frames.clear()
-            self._mouth_track.clear()
+        if self._stamps and stamp - self._stamps[-1] > self.config.max_gap_s:
+            self._xy.clear()
+            self._stamps.clear()
+            self._run = 0
         if self.state is DetectorState.CALIBRATING:
-            return self._calibrate(xy, stamp)
-        activity = self._activity(xy)
+            self._calibrate(xy)
+            return None
+        self._xy.append(xy)
+        self._stamps.append(stamp)
+        if len(self._xy) < self._need:
+            return None
+        probability, activity = self._score()
+        self.last_probability = probability
         self.last_activity = activity / self.noise
-        self._frames.append(_Frame(xy, stamp, activity, xy[MOUTH].copy()))
-        self._track_mouth(xy, stamp)
         if self.state is DetectorState.FIRED:
             self._maybe_rearm(activity)
             return None
-        self._learn_neutral(xy, activity)
-        return self._maybe_fire(stamp)
+        if probability < self.config.quiet_probability and activity < self.config.off_factor * self.noise:
+            self._learn_neutral(xy, activity)
+        self._run = self._run + 1 if probability > self.config.on_probability else 0
+        if self._run < self.config.confirm_frames:
+            return None
+        return self._fire(stamp, probability)
 
     def _points(self, face: Face | np.ndarray, stamp: float | None) -> tuple[np.ndarray | None, float]:
         if isinstance(face, Face):
@@ -185,113 +181,62 @@ class PeakActivationDetector:
             return None, float(stamp)
         return arr[:, :2].copy(), float(stamp)
 
-    def _calibrate(self, xy: np.ndarray, stamp: float) -> None:
+    def _calibrate(self, xy: np.ndarray) -> None:
         self._calibration.append(xy)
-        if len(self._calibration) >= self.config.calibration_frames:
-            stack = np.stack(self._calibration)
-            self.rest = np.median(stack, axis=0).astype(np.float32)
-            self._neutral.extend(stack)
-            acts = [self._activity(f) for f in stack]
-            self._quiet_activity.extend(acts)
-            self._update_noise()
-            self.state = DetectorState.ARMED
-            self._frames.append(_Frame(xy, stamp, acts[-1], xy[MOUTH].copy()))
-            LOG.debug("calibrated on %d frames, noise %.5f", len(stack), self.noise)
-        return None
+        if len(self._calibration) < self.config.calibration_frames:
+            return
+        stack = np.stack(self._calibration)
+        self.rest = np.median(stack, axis=0).astype(np.float32)
+        self._neutral.extend(stack)
+        # Calibration frames are single frames (noisier than the 2-frame mean the scorer uses):
+        # a conservative first noise level, replaced as quiet frames come in.
+        self._quiet_activity.extend(_activity(displacement(f, self.rest)) for f in stack)
+        self._update_noise()
+        self.state = DetectorState.ARMED
+        LOG.debug("calibrated on %d frames, noise %.5f", len(stack), self.noise)
 
-    def _activity(self, xy: np.ndarray) -> float:
-        d = xy - self.rest
-        return float(np.sqrt(np.dot(self._weights, np.einsum("ij,ij->i", d, d))))
+    def _score(self) -> tuple[float, float]:
+        spec = self.scorer.spec
+        frames = list(self._xy)
+        k, lag = spec.smooth_frames, spec.lag_frames
+        now = np.mean(frames[-k:], axis=0)
+        past = np.mean(frames[-k - lag:len(frames) - lag], axis=0)
+        d_now = displacement(now, self.rest)
+        d_past = displacement(past, self.rest)
+        feats = np.concatenate([d_now.reshape(-1), (d_now - d_past).reshape(-1)])[None]
+        return float(self.scorer.probability(feats)[0]), _activity(d_now)
 
     def _update_noise(self) -> None:
         if self._quiet_activity:
-            # Activity at rest is a norm of noise: its median is a robust scale of the jitter.
             self.noise = max(self.config.noise_floor, float(np.median(self._quiet_activity)))
 
     def _learn_neutral(self, xy: np.ndarray, activity: float) -> None:
-        c = self.config
-        if activity > c.off_factor * self.noise:
-            return
         self._neutral.append(xy)
         self._quiet_activity.append(activity)
         self._quiet_count += 1
-        if self._quiet_count % c.neutral_update_every == 0:
+        if self._quiet_count % self.config.neutral_update_every == 0:
             self.rest = np.median(np.stack(self._neutral), axis=0).astype(np.float32)
             self._update_noise()
 
-    def _track_mouth(self, xy: np.ndarray, stamp: float) -> None:
-        self._mouth_track.append((stamp, xy[MOUTH].copy()))
-        horizon = stamp - self.config.oscillation_window_s
-        while self._mouth_track and self._mouth_track[0][0] < horizon:
-            self._mouth_track.popleft()
-
-    def mouth_reversals(self) -> int:
-        """Direction reversals of the mouth's motion in the oscillation window (talking)."""
-        if len(self._mouth_track) < 3:
-            return 0
-        shapes = np.stack([m for _, m in self._mouth_track]).reshape(len(self._mouth_track), -1)
-        # Project the mouth's motion on its main direction in the window: talking swings back
-        # and forth along it (jaw opening/closing).
-        centred = shapes - shapes.mean(axis=0)
-        _, _, vt = np.linalg.svd(centred, full_matrices=False)
-        signal = centred @ vt[0] / np.sqrt(shapes.shape[1] / 2)
-        return _count_reversals(signal, self.config.reversal_min_step)
-
-    # ---------------------------------------------------------------------- firing and re-arming
-    def _maybe_fire(self, stamp: float) -> PeakEvent | None:
-        c = self.config
-        frames = list(self._frames)
-        if len(frames) < max(c.history, c.rise_frames + 1):
-            return None
-        recent = frames[-(c.rise_frames + 1):]
-        acts = np.array([f.activity for f in recent])
-        if acts[-1] <= c.on_factor * self.noise:
-            return None
-        if np.any(np.diff(acts) <= 0):
-            return None
-        dt = recent[-1].stamp - recent[0].stamp
-        if dt <= 0 or (acts[-1] - acts[0]) / dt < c.min_rise_rate:
-            return None
-        if _coherence([f.xy for f in recent], self._weights) < c.min_coherence:
-            return None
-        if self.mouth_reversals() > c.max_reversals:
-            return None
+    def _fire(self, stamp: float, probability: float) -> PeakEvent:
         self.state = DetectorState.FIRED
         self._below = 0
-        window = frames[-c.history:]
+        self._run = 0
+        n = self.config.history
         return PeakEvent(stamp=stamp, frame_index=self._index,
-                         window=np.stack([f.xy for f in window]),
-                         window_stamps=np.array([f.stamp for f in window]),
-                         rest=self.rest.copy(), activation=float(acts[-1] / self.noise))
+                         window=np.stack(list(self._xy)[-n:]),
+                         window_stamps=np.array(list(self._stamps)[-n:]),
+                         rest=self.rest.copy(), activation=probability)
 
     def _maybe_rearm(self, activity: float) -> None:
-        c = self.config
-        self._below = self._below + 1 if activity < c.off_factor * self.noise else 0
-        if self._below >= c.rearm_frames:
+        self._below = self._below + 1 if activity < self.config.off_factor * self.noise else 0
+        if self._below >= self.config.rearm_frames:
             self.state = DetectorState.ARMED
             self._below = 0
+            self._run = 0
 
 
-def _coherence(frames: list[np.ndarray], weights: np.ndarray) -> float:
-    """Net displacement over path length (weighted): 1 for straight-line motion, ~0 for jitter."""
-    steps = [np.sqrt(np.dot(weights, np.einsum("ij,ij->i", b - a, b - a))) for a, b in zip(frames[:-1], frames[1:])]
-    d = frames[-1] - frames[0]
-    net = np.sqrt(np.dot(weights, np.einsum("ij,ij->i", d, d)))
-    path = float(np.sum(steps))
-    return float(net / path) if path > 0 else 0.0
-
-
-def _count_reversals(signal: np.ndarray, min_step: float) -> int:
-    """Direction changes of ``signal`` (zig-zag with hysteresis: swings under ``min_step`` ignored)."""
-    reversals, direction = 0, 0
-    extreme = float(signal[0])
-    for value in map(float, signal[1:]):
-        if direction == 0:
-            if abs(value - extreme) >= min_step:
-                direction, extreme = (1 if value > extreme else -1), value
-        elif direction * (value - extreme) > 0:
-            extreme = value                      # still moving the same way: extend the swing
-        elif abs(value - extreme) >= min_step:
-            reversals += 1
-            direction, extreme = -direction, value
-    return reversals
+def _activity(d: np.ndarray) -> float:
+    """RMS displacement of the lips and brows (the regions every expression moves)."""
+    sel = d[ACTIVE]
+    return float(np.sqrt(np.mean(np.einsum("ij,ij->i", sel, sel))))

@@ -13,8 +13,9 @@ On a dataset of held-out subjects:
   differs from the calm face's command by more than 0.25.
 * ``time_to_apex``: MAE (ms) of the predicted time from the last input frame to the target face.
 * ``detector``: the causal detector run frame by frame on every sequence: on expression videos the
-  fraction whose first firing at/after the onset comes before onset + 0.5 (apex - onset); on
-  distractor-only videos (blink, talking, head turn, neutral) the firings per minute of footage.
+  fraction whose first firing at/after the expression's first movement comes before
+  onset + 0.5 (apex - onset); on distractor-only videos (blink, talking, head turn, neutral) the
+  firings per minute of footage.
 * ``online``: what the live system gets -- the predictor applied to the detector's window at its
   first firing, against the target face, and the lead time from that firing to the apex.
 """
@@ -35,6 +36,7 @@ from .detector import DetectorConfig, PeakActivationDetector
 from .peak import PeakConfig
 from .predictor import ExpressionPredictor
 from .retarget import RetargetConfig, Retargeter
+from .scorer import ExpressionScorer, expression_start
 from .train import mae
 
 LOG = logging.getLogger(__name__)
@@ -86,9 +88,9 @@ class DetectorRun:
     events: list[Any]
 
 
-def run_detector(seq: Any, config: DetectorConfig) -> DetectorRun:
+def run_detector(seq: Any, config: DetectorConfig, scorer: ExpressionScorer | None = None) -> DetectorRun:
     """Feed one sequence to a fresh detector, frame by frame, with stamps i / fps."""
-    detector = PeakActivationDetector(config)
+    detector = PeakActivationDetector(config, scorer)
     firings, events = [], []
     for i, (frame, stamp) in enumerate(zip(seq.landmarks, _stamps(seq))):
         event = detector.update(frame, float(stamp))
@@ -99,21 +101,32 @@ def run_detector(seq: Any, config: DetectorConfig) -> DetectorRun:
 
 
 def detector_metrics(sequences: Sequence[Any], config: DetectorConfig,
-                     predictor: ExpressionPredictor | None = None) -> dict[str, Any]:
-    """Early-firing rate on expressions, false triggers per minute on distractor-only footage."""
+                     predictor: ExpressionPredictor | None = None,
+                     scorer: ExpressionScorer | None = None) -> dict[str, Any]:
+    """Early-firing rate on expressions, false triggers per minute on distractor-only footage.
+
+    An expression counts as detected early when the detector's first firing at or after the
+    expression's first movement (ground-truth intensity >= 3 % of its peak; the labelled onset
+    when intensity is unknown) comes no later than onset + 0.5 (apex - onset). Firings before the
+    first movement are counted in ``pre_onset_firings``.
+    """
+    scorer = scorer if scorer is not None else ExpressionScorer.load(None)
     early, fired, lead_s, pre_onset = [], [], [], 0
     online_model, online_mimic = [], []
     distractor_firings, distractor_frames, distractor_s = 0, 0, 0.0
+    by_label: dict[str, int] = {}
     for seq in sequences:
-        run = run_detector(seq, config)
+        run = run_detector(seq, config, scorer)
         if not is_expression(seq):
             distractor_firings += len(run.firings)
+            by_label[str(seq.label)] = by_label.get(str(seq.label), 0) + len(run.firings)
             distractor_frames += len(seq.landmarks)
             distractor_s += len(seq.landmarks) / float(seq.fps)
             continue
         onset, apex = int(seq.onset_frame), int(seq.apex_frame)
-        pre_onset += sum(f < onset for f in run.firings)
-        after = [(f, e) for f, e in zip(run.firings, run.events) if f >= onset]
+        start = expression_start(seq)
+        pre_onset += sum(f < start for f in run.firings)
+        after = [(f, e) for f, e in zip(run.firings, run.events) if f >= start]
         deadline = onset + 0.5 * (apex - onset)
         fired.append(bool(after))
         early.append(bool(after) and after[0][0] <= deadline)
@@ -134,6 +147,7 @@ def detector_metrics(sequences: Sequence[Any], config: DetectorConfig,
         "expressions": len(early),
         "distractor_minutes": round(minutes, 3),
         "distractor_firings": int(distractor_firings),
+        "distractor_firings_by_label": by_label,
         "median_lead_ms": float(np.median(lead_s) * 1e3) if lead_s else float("nan"),
     }
     if predictor is not None and online_model:
@@ -143,7 +157,8 @@ def detector_metrics(sequences: Sequence[Any], config: DetectorConfig,
 
 
 def evaluate(sequences: Sequence[Any], predictor: ExpressionPredictor, inverse: Any | None,
-             twin: Any | None, config: EvalConfig | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+             twin: Any | None, config: EvalConfig | None = None,
+             scorer: ExpressionScorer | None = None) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The eval JSON object and the per-sample errors (for plots)."""
     config = config or EvalConfig()
     windows, report = build_windows(sequences, config.peak)
@@ -171,7 +186,7 @@ def evaluate(sequences: Sequence[Any], predictor: ExpressionPredictor, inverse: 
         result["confusion"] = confusion_matrix(np.asarray(pred_cmd).reshape(-1, N_COMMANDS),
                                                np.asarray(true_cmd).reshape(-1, N_COMMANDS),
                                                np.asarray(twin.calm_commands()), config.threshold)
-    result["detector"] = detector_metrics(sequences, config.detector, predictor)
+    result["detector"] = detector_metrics(sequences, config.detector, predictor, scorer)
     result["n"] = int(len(windows))
     result["skipped_videos"] = len(report.skipped_invalid)
     result["subjects"] = int(len(np.unique(windows.subject)))
