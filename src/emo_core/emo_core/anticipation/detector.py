@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import ConfigError, InputError
 from ..schema import N_LANDMARKS, REGIONS, Face
-from .scorer import ExpressionScorer, displacement
+from .scorer import ExpressionScorer, displacement, frame_features
 
 LOG = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class PeakActivationDetector:
             LOG.debug("detector calibrates on %d frames, scorer was trained with %d",
                       self.config.calibration_frames, self.scorer.spec.calibration_frames)
         spec = self.scorer.spec
-        self._need = max(self.config.history, spec.smooth_frames + spec.lag_frames)
+        self._need = max(self.config.history, spec.history)
         self.reset()
 
     def reset(self) -> None:
@@ -198,13 +198,10 @@ class PeakActivationDetector:
     def _score(self) -> tuple[float, float]:
         spec = self.scorer.spec
         frames = list(self._xy)
-        k, lag = spec.smooth_frames, spec.lag_frames
-        now = np.mean(frames[-k:], axis=0)
-        past = np.mean(frames[-k - lag:len(frames) - lag], axis=0)
-        d_now = displacement(now, self.rest)
-        d_past = displacement(past, self.rest)
-        feats = np.concatenate([d_now.reshape(-1), (d_now - d_past).reshape(-1)])[None]
-        return float(self.scorer.probability(feats)[0]), _activity(d_now)
+        k, n = spec.smooth_frames, len(frames)
+        d_now = displacement(np.mean(frames[n - k:], axis=0), self.rest)
+        d_past = [displacement(np.mean(frames[n - k - lag:n - lag], axis=0), self.rest) for lag in spec.lags]
+        return float(self.scorer.probability(frame_features(d_now, d_past))[0]), _activity(d_now)
 
     def _update_noise(self) -> None:
         if self._quiet_activity:

@@ -11,9 +11,9 @@ Features of frame ``t`` (all causal):
 * ``d_t``: the mean of frames t-1 and t (halves the frame jitter) minus the neutral face, with the
   median displacement over the 113 points removed (the coherent jitter of the pose normalization
   moves every point together; an expression moves a minority of them);
-* ``v_t = d_t - d_{t-3}``: the motion over the last 0.1 s (at 30 fps).
+* ``d_t - d_{t-l}`` for each lag ``l`` in ``spec.lags``: the motion over the last l frames.
 
-``[d_t, v_t]`` (452 values) -> standardize -> 64 tanh -> 1 logit: "an expression is rising now".
+``[d_t, motions]`` -> standardize -> 64 tanh -> 1 logit: "an expression is rising now".
 Training frames: positives from the expression's first movement (ground-truth intensity >= 3 % of
 its peak, or the labelled onset) to its apex; negatives are distractor videos (blink, talking,
 head turn, neutral) and the rest frames before an expression. Frames after the apex are left out
@@ -42,7 +42,6 @@ FORMAT = "emo-detector-scorer"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "detector.safetensors"
 CARD_FILE = "detector.json"
-N_FEAT = 4 * N_LANDMARKS   # d (226) + v (226)
 
 
 @dataclass(frozen=True)
@@ -50,14 +49,23 @@ class ScorerSpec:
     """Feature and network shape (stored in the card; changing them needs retraining)."""
 
     smooth_frames: int = 2
-    lag_frames: int = 3
+    lags: tuple[int, ...] = (3,)
     hidden: int = 64
     calibration_frames: int = 8
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "lags", tuple(int(v) for v in self.lags))
+        if self.smooth_frames < 1 or not self.lags or min(self.lags) < 1 or self.hidden < 1:
+            raise SchemaError(f"invalid detector scorer spec {self}")
 
     @property
     def history(self) -> int:
         """Raw frames the features of one frame need."""
-        return self.smooth_frames + self.lag_frames
+        return self.smooth_frames + max(self.lags)
+
+    @property
+    def n_features(self) -> int:
+        return 2 * N_LANDMARKS * (1 + len(self.lags))
 
 
 def displacement(smoothed: np.ndarray, neutral: np.ndarray) -> np.ndarray:
@@ -67,13 +75,21 @@ def displacement(smoothed: np.ndarray, neutral: np.ndarray) -> np.ndarray:
 
 
 def sequence_features(xy: np.ndarray, neutral: np.ndarray, spec: ScorerSpec) -> np.ndarray:
-    """Features (T, 452) of a whole (T, 113, 2) sequence, exactly as the online detector computes them."""
-    k, lag = spec.smooth_frames, spec.lag_frames
+    """Features (T, F) of a whole (T, 113, 2) sequence, exactly as the online detector computes them."""
+    k = spec.smooth_frames
     padded = np.concatenate([np.repeat(xy[:1], k - 1, axis=0), xy], axis=0)
     smoothed = np.stack([padded[i:i + len(xy)] for i in range(k)]).mean(axis=0)
     d = displacement(smoothed, neutral)
-    past = np.concatenate([np.repeat(d[:1], lag, axis=0), d[:-lag]], axis=0)
-    return np.concatenate([d.reshape(len(d), -1), (d - past).reshape(len(d), -1)], axis=1).astype(np.float32)
+    blocks = [d.reshape(len(d), -1)]
+    for lag in spec.lags:
+        past = np.concatenate([np.repeat(d[:1], lag, axis=0), d[:-lag]], axis=0)
+        blocks.append((d - past).reshape(len(d), -1))
+    return np.concatenate(blocks, axis=1).astype(np.float32)
+
+
+def frame_features(d_now: np.ndarray, d_past: list[np.ndarray]) -> np.ndarray:
+    """Online features (1, F) from the current displacement and those ``lags`` frames ago."""
+    return np.concatenate([d_now.reshape(-1)] + [(d_now - p).reshape(-1) for p in d_past])[None]
 
 
 class ExpressionScorer:
@@ -81,7 +97,7 @@ class ExpressionScorer:
 
     def __init__(self, w1: np.ndarray, b1: np.ndarray, w2: np.ndarray, b2: float,
                  spec: ScorerSpec, card: dict[str, Any] | None = None) -> None:
-        if w1.shape != (N_FEAT, spec.hidden) or b1.shape != (spec.hidden,) or w2.shape != (spec.hidden,):
+        if w1.shape != (spec.n_features, spec.hidden) or b1.shape != (spec.hidden,) or w2.shape != (spec.hidden,):
             raise SchemaError(f"detector scorer weights do not match its spec ({spec.hidden} hidden units)")
         self.w1 = np.ascontiguousarray(w1, np.float32)
         self.b1 = np.asarray(b1, np.float32)
@@ -199,7 +215,7 @@ def train_scorer(sequences: Sequence[Any], spec: ScorerSpec | None = None, *, ep
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = nn.Sequential(nn.Linear(N_FEAT, spec.hidden), nn.Tanh(), nn.Linear(spec.hidden, 1))
+    net = nn.Sequential(nn.Linear(spec.n_features, spec.hidden), nn.Tanh(), nn.Linear(spec.hidden, 1))
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
     xt = torch.from_numpy(((x - mean) / std).astype(np.float32))
     yt = torch.from_numpy(y)
