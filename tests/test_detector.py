@@ -1,0 +1,133 @@
+"""Causal peak-activation detector: state machine (scripted scorer) and the shipped scorer on
+synthetic people (fires early on expressions, not on blinks, talking or head turns)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emo_core.anticipation.detector import DetectorConfig, DetectorState, PeakActivationDetector
+from emo_core.anticipation.scorer import ScorerSpec, expression_start
+from emo_core.errors import ConfigError, InputError
+from emo_core.schema import REGIONS, Face
+
+LIPS = REGIONS["lips"]
+
+
+class LipScorer:
+    """Scripted scorer: 'rising' when the lips moved up by > 0.01 over the last 3 frames."""
+
+    spec = ScorerSpec(smooth_frames=1, lags=(3,), hidden=1)
+
+    def probability(self, feats: np.ndarray) -> np.ndarray:
+        motion = feats[0, 226:].reshape(113, 2)
+        return np.array([0.99 if -motion[LIPS, 1].mean() > 0.01 else 0.01])
+
+
+def face(lift: float = 0.0, seed: int = 0) -> np.ndarray:
+    pts = np.random.default_rng(seed).normal(scale=0.3, size=(113, 2)).astype(np.float32)
+    pts[LIPS, 1] -= lift
+    return pts
+
+
+def feed(detector: PeakActivationDetector, lifts: list[float], t0: float = 0.0, fps: float = 30.0):
+    events = []
+    for i, lift in enumerate(lifts):
+        event = detector.update(face(lift), t0 + i / fps)
+        if event is not None:
+            events.append((i, event))
+    return events
+
+
+def test_calibrates_fires_on_a_rise_and_rearms_only_at_rest():
+    det = PeakActivationDetector(DetectorConfig(confirm_frames=2, rearm_frames=5), scorer=LipScorer())
+    rise = list(np.linspace(0.0, 0.2, 21))
+    lifts = [0.0] * 20 + rise + [0.2] * 30 + [0.0] * 10 + rise
+    events = feed(det, lifts)
+    assert [i for i, _ in events] == [23, 84]          # held smile: no second firing until back at rest
+    first = events[0][1]
+    assert first.window.shape == (4, 113, 2)
+    np.testing.assert_allclose(first.window[-1], face(rise[3]), atol=1e-6)
+    np.testing.assert_allclose(first.window_stamps, np.arange(20, 24) / 30.0)
+    np.testing.assert_allclose(first.rest, face(0.0), atol=1e-6)
+    assert first.stamp == pytest.approx(23 / 30.0)
+
+
+def test_calibration_needs_its_frames_and_missing_faces_are_skipped():
+    det = PeakActivationDetector(DetectorConfig(calibration_frames=8), scorer=LipScorer())
+    for i in range(7):
+        det.update(face(), i / 30)
+    assert det.state is DetectorState.CALIBRATING and det.rest is None
+    assert det.update(Face.missing(stamp=0.3)) is None
+    bad = face()
+    bad[3, 0] = np.nan
+    assert det.update(bad, 0.31) is None
+    det.update(face(), 0.33)
+    assert det.state is DetectorState.ARMED
+    with pytest.raises(InputError):
+        det.update(np.zeros((112, 2)), 0.4)
+    with pytest.raises(InputError):
+        det.update(face())                                   # raw points need a stamp
+
+
+def test_a_gap_restarts_the_history():
+    det = PeakActivationDetector(scorer=LipScorer())
+    feed(det, [0.0] * 20)
+    # After a 1 s gap the face is already lifted and holds still: the jump across the gap is not
+    # motion the detector saw, so it must not fire (it would, comparing with pre-gap frames).
+    assert feed(det, [0.1] * 10, t0=2.0) == []
+    assert len(feed(det, [0.12, 0.14, 0.16, 0.18], t0=2.4)) == 1
+
+
+def test_rolling_neutral_follows_slow_drift():
+    det = PeakActivationDetector(DetectorConfig(neutral_update_every=5), scorer=LipScorer())
+    drift = list(np.linspace(0.0, 0.03, 200))                # 1.5 mm over ~7 s: never "rising"
+    assert feed(det, drift) == []
+    assert abs(float((face(0.0) - det.rest)[LIPS, 1].mean()) - 0.03) < 0.006
+
+
+def test_config_validation():
+    with pytest.raises(ConfigError):
+        DetectorConfig(on_probability=0.2, quiet_probability=0.3)
+    with pytest.raises(ConfigError):
+        DetectorConfig.from_dict({"threshold": 1})
+    assert DetectorConfig.from_dict({"confirm_frames": 3}).confirm_frames == 3
+
+
+# ------------------------------------------------------------------ shipped scorer, synthetic people
+
+@pytest.fixture(scope="module")
+def people():
+    from emo_core.people.generator import PeopleGenerator
+
+    gen = PeopleGenerator()
+    rng = np.random.default_rng(np.random.SeedSequence([77, 0]))
+    person = gen.identity("t000", rng)
+    expressions = [gen.sequence(person, label, np.random.default_rng(np.random.SeedSequence([77, i])))
+                   for i, label in enumerate(("smile", "broad_smile", "surprise", "sadness", "anger",
+                                              "disgust", "fear", "smile"), start=1)]
+    distractors = [gen.sequence(person, label, np.random.default_rng(np.random.SeedSequence([78, i])))
+                   for i, label in enumerate(("blink", "talking", "head_turn", "neutral") * 2, start=1)]
+    return expressions, distractors
+
+
+def run(seq) -> list[int]:
+    det = PeakActivationDetector()
+    return [i for i, frame in enumerate(seq.landmarks)
+            if det.update(frame, i / seq.fps) is not None]
+
+
+def test_fires_early_on_expressions(people):
+    expressions, _ = people
+    early = 0
+    for seq in expressions:
+        firings = [f for f in run(seq) if f >= expression_start(seq)]
+        deadline = seq.onset_frame + 0.5 * (seq.apex_frame - seq.onset_frame)
+        early += bool(firings) and firings[0] <= deadline
+    assert early >= 6, f"only {early} of {len(expressions)} expressions detected before half their onset"
+
+
+def test_ignores_blinks_talking_and_head_turns(people):
+    _, distractors = people
+    firings = {seq.label + str(i): len(run(seq)) for i, seq in enumerate(distractors)}
+    minutes = sum(len(s.landmarks) / s.fps for s in distractors) / 60
+    assert sum(firings.values()) <= 1, f"false triggers on {firings} in {minutes:.1f} min of footage"
