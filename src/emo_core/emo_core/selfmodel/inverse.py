@@ -1,0 +1,154 @@
+"""``InverseModel``: load a trained inverse self-model and turn target faces into motor commands.
+
+A model directory holds ``model.safetensors`` (tensors only; never a pickle) and ``card.json``
+(architecture, input schema, command names, training data fingerprint, metrics, versions). Loading
+checks the card against this code's schema and the weights against the card, and refuses any
+mismatch with a :class:`~emo_core.errors.SchemaError` that says what differs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .. import __version__
+from ..datasets.babbling import landmark_schema
+from ..errors import InputError, SchemaError
+from ..resources import data_path
+from ..schema import COMMAND_NAMES, N_LANDMARKS
+from .model import N_IN, ArchConfig, FastInverse, InverseNet
+
+LOG = logging.getLogger(__name__)
+
+CARD_FORMAT = "emo-inverse-model"
+CARD_VERSION = 1
+WEIGHTS = "model.safetensors"
+CARD = "card.json"
+
+
+def default_model_dir() -> Path:
+    """Where the default model trained on twin babbling ships inside emo_core."""
+    return data_path("inverse")
+
+
+@dataclass
+class InverseModel:
+    """A trained inverse model: ``predict(landmarks) -> commands`` in [0, 1]."""
+
+    net: InverseNet
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.net.eval()
+        self._fast = FastInverse(self.net)
+
+    @property
+    def arch(self) -> ArchConfig:
+        return self.net.arch
+
+    # ------------------------------------------------------------------ inference
+    def predict(self, landmarks: np.ndarray) -> np.ndarray:
+        """(113, 2) -> (11,), or (N, 113, 2) -> (N, 11): normalized commands in [0, 1] (float32).
+
+        Landmarks are robot-space, canonical order. SchemaError on a wrong shape or NaN/inf.
+        """
+        x = np.asarray(landmarks, dtype=np.float32)
+        single = x.ndim == 2
+        if x.shape[-2:] != (N_LANDMARKS, 2) or x.ndim not in (2, 3):
+            raise SchemaError(f"inverse model input: expected (113, 2) or (N, 113, 2), got {x.shape}")
+        if not np.isfinite(x).all():
+            raise SchemaError("inverse model input contains NaN or inf")
+        out = self._fast(x.reshape(N_IN) if single else x.reshape(-1, N_IN))
+        return out
+
+    def predict_torch(self, landmarks: np.ndarray) -> np.ndarray:
+        """The same prediction through the torch module (reference for the numpy fast path)."""
+        x = torch.as_tensor(np.asarray(landmarks, np.float32).reshape(-1, N_IN))
+        with torch.inference_mode():
+            out = self.net(x).numpy()
+        return out[0] if np.asarray(landmarks).ndim == 2 else out
+
+    # ------------------------------------------------------------------ files
+    def save(self, model_dir: str | Path) -> Path:
+        """Write ``model.safetensors`` and ``card.json`` into ``model_dir``."""
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().contiguous().clone() for k, v in self.net.state_dict().items()}
+        save_file(tensors, str(model_dir / WEIGHTS), metadata={"format": CARD_FORMAT})
+        card = dict(self.card)
+        card.update(_schema_card(self.arch))
+        card["weights"] = {"file": WEIGHTS, "sha256": _file_sha256(model_dir / WEIGHTS),
+                           "parameters": int(sum(p.numel() for p in self.net.parameters()))}
+        card["versions"] = {"emo_core": __version__, "torch": torch.__version__, "numpy": np.__version__}
+        (model_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
+        self.card = card
+        return model_dir
+
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None) -> "InverseModel":
+        """Load a model directory (None: the default model shipped in emo_core)."""
+        model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
+        card = read_card(model_dir)
+        arch = ArchConfig.from_dict(card["architecture"])
+        weights = model_dir / WEIGHTS
+        if _file_sha256(weights) != card.get("weights", {}).get("sha256"):
+            raise SchemaError(f"{weights} does not match the checksum in {model_dir / CARD}")
+        try:
+            tensors = load_file(str(weights))
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise SchemaError(f"{weights}: unreadable safetensors file: {exc}") from exc
+        net = InverseNet(arch)
+        try:
+            net.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "tensor mismatch"
+            raise SchemaError(f"{weights} does not fit the {arch.name} architecture in its card: {first}") from exc
+        return cls(net=net, card=card)
+
+
+def _schema_card(arch: ArchConfig) -> dict[str, Any]:
+    return {
+        "format": CARD_FORMAT,
+        "version": CARD_VERSION,
+        "architecture": arch.to_dict(),
+        "input": landmark_schema(),
+        "output": {"command_names": list(COMMAND_NAMES), "range": [0.0, 1.0]},
+    }
+
+
+def read_card(model_dir: Path) -> dict[str, Any]:
+    """Read ``card.json`` and check it against this code's landmark and command schema."""
+    path = model_dir / CARD
+    if not path.is_file() or not (model_dir / WEIGHTS).is_file():
+        raise InputError(f"{model_dir} is not an inverse model directory (needs {CARD} and {WEIGHTS})")
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SchemaError(f"{path}: unreadable model card: {exc}") from exc
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+        raise SchemaError(f"{path}: not an {CARD_FORMAT} card")
+    if card.get("version") != CARD_VERSION:
+        raise SchemaError(f"{path}: card version {card.get('version')} unsupported (this code reads {CARD_VERSION})")
+    if card.get("input") != landmark_schema():
+        raise SchemaError(f"{path}: the model expects landmarks {card.get('input')}, this code provides {landmark_schema()}")
+    names = card.get("output", {}).get("command_names")
+    if names != list(COMMAND_NAMES):
+        raise SchemaError(f"{path}: the model outputs commands {names}, this code expects {list(COMMAND_NAMES)}")
+    if "architecture" not in card:
+        raise SchemaError(f"{path}: card lacks 'architecture'")
+    return card
+
+
+def _file_sha256(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc}") from exc

@@ -1,0 +1,277 @@
+"""Motor babbling: constraint function, sampling modes, settle detection, the dataset's atomicity,
+resume equivalence (also after a real SIGKILL) and corrupt-chunk reporting, and the CLI."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emo_core.cli import main
+from emo_core.clock import ManualClock
+from emo_core.datasets.babbling import INFO, BabblingDataset
+from emo_core.errors import ConfigError, InputError, SchemaError
+from emo_core.schema import COMMAND_NAMES, LOWER, UPPER
+from emo_core.selfmodel.babbler import Babbler
+from emo_core.selfmodel.constraints import ConstraintConfig, ConstraintFunction, PairRule, SettleConfig
+from emo_core.selfmodel.robot import SettleDetector, TwinRobot, twin_config_hash
+from emo_core.selfmodel.sampling import CommandSampler
+from emo_core.twin import DigitalTwin
+
+IDX = {n: i for i, n in enumerate(COMMAND_NAMES)}
+
+
+@pytest.fixture(scope="module")
+def twin() -> DigitalTwin:
+    return DigitalTwin()
+
+
+@pytest.fixture(scope="module")
+def constraints() -> ConstraintFunction:
+    return ConstraintFunction(ConstraintConfig.from_yaml())
+
+
+def _babble(twin, constraints, out: Path, n: int, mode: str = "upper", seed: int = 0, chunk_size: int = 100,
+            flush_every: int = 1, robot=None) -> BabblingDataset:
+    babbler = Babbler(robot or TwinRobot(twin, noise_seed=seed), constraints, mode=mode, seed=seed)
+    with babbler.open(out, chunk_size=chunk_size, flush_every=flush_every) as writer:
+        babbler.run(writer, n)
+    return BabblingDataset.open(out)
+
+
+# ------------------------------------------------------------------------------ constraint function
+def test_constraint_function_rules(constraints: ConstraintFunction, twin: DigitalTwin) -> None:
+    calm = twin.calm_commands()
+    assert constraints.allows(calm)
+    skin = calm.copy()
+    skin[IDX["mouth_corner_up"]] = skin[IDX["mouth_corner_down"]] = 0.9      # opposing pulls
+    problems = constraints.violations(skin)
+    assert problems == ["mouth_corner_up + mouth_corner_down <= 1.4"]
+    tear = calm.copy()
+    tear[IDX["lip_lower_drop"]], tear[IDX["jaw_open"]] = 0.9, 0.1             # lip down, jaw shut
+    assert not constraints.allows(tear)
+    bound = calm.copy()
+    bound[IDX["jaw_open"]] = 0.99                                             # above the 0.95 bound
+    assert "jaw_open" in constraints.violations(bound)[0]
+    step = calm.copy()
+    step[[IDX["brow_inner"], IDX["brow_outer"]]] = 0.9                      # +0.4: within max_step 0.5
+    assert constraints.allows(step, previous=calm)
+    back = calm.copy()
+    back[[IDX["brow_inner"], IDX["brow_outer"]]] = 0.0                      # -0.9 in one move
+    assert constraints.allows(back)
+    assert constraints.violations(back, previous=step) == ["jump 0.900 > max_step 0.5"]
+
+
+def test_jump_limit_path_is_feasible(constraints: ConstraintFunction) -> None:
+    sampler = CommandSampler(constraints, DigitalTwin().calm_commands(), "full", seed=3)
+    a, b = sampler.sample(0), sampler.sample(1)
+    path = constraints.path(a, b)
+    assert np.allclose(path[-1], b)
+    steps = np.abs(np.diff(np.vstack([a, path]), axis=0)).max(axis=1)
+    assert np.all(steps <= constraints.config.max_step + 1e-9)
+    assert np.all(constraints.feasible(path))            # convex rules: the straight line stays feasible
+    if constraints.jump(a, b) > constraints.config.max_step:
+        assert not constraints.allows(b, previous=a) and len(path) > 1
+
+
+def test_bad_constraint_configs(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown command"):
+        ConstraintConfig(pairs=(PairRule("brow_inner", "nose_wiggle", "sum_max", 1.0),))
+    with pytest.raises(ConfigError, match="low < high"):
+        ConstraintConfig(low=(0.5,) * 11, high=(0.5,) * 11)
+    bad = tmp_path / "babbling.yaml"
+    bad.write_text("pairs:\n  - {a: brow_inner, b: brow_outer, rule: product_max, limit: 1}\n")
+    with pytest.raises(ConfigError, match="product_max"):
+        ConstraintConfig.from_yaml(bad)
+    calm_breaks = ConstraintFunction(ConstraintConfig(pairs=(PairRule("brow_inner", "brow_outer", "sum_max", 0.2),)))
+    with pytest.raises(ConfigError, match="calm pose"):
+        CommandSampler(calm_breaks, DigitalTwin().calm_commands(), "upper")
+
+
+# ---------------------------------------------------------------------------------------- sampling
+@pytest.mark.parametrize("mode", ["upper", "lower", "full"])
+def test_sampler_modes_feasible_and_deterministic(constraints: ConstraintFunction, mode: str) -> None:
+    calm = DigitalTwin().calm_commands()
+    sampler = CommandSampler(constraints, calm, mode, seed=5)
+    samples = np.stack([sampler.sample(i) for i in range(300)])
+    assert np.all(constraints.feasible(samples))
+    moving = samples.std(axis=0) > 0.1
+    expected = {"upper": np.arange(11) < 4, "lower": np.arange(11) >= 4, "full": np.ones(11, bool)}[mode]
+    assert np.array_equal(moving, expected)
+    assert np.allclose(samples[:, ~expected], calm[~expected].astype(np.float32))
+    again = CommandSampler(constraints, calm, mode, seed=5)
+    assert np.array_equal(again.sample(123), samples[123])                   # depends on (seed, mode, i) only
+    assert not np.array_equal(CommandSampler(constraints, calm, mode, seed=6).sample(123), samples[123])
+
+
+def test_reject_policy_bounds_the_jump() -> None:
+    cfg = ConstraintConfig.from_yaml()
+    cfg = ConstraintConfig(low=cfg.low, high=cfg.high, pairs=cfg.pairs, max_step=0.2, jump_policy="reject")
+    constraints = ConstraintFunction(cfg)
+    sampler = CommandSampler(constraints, DigitalTwin().calm_commands(), "full", seed=1)
+    previous = sampler.sample(0)
+    for i in range(1, 100):
+        current = sampler.sample(i, previous)
+        assert constraints.allows(current, previous)
+        previous = current
+
+
+def test_upper_mode_moves_only_upper_landmarks(tmp_path: Path, constraints: ConstraintFunction) -> None:
+    twin = DigitalTwin(noise_std=0.0)
+    up = _babble(twin, constraints, tmp_path / "up", 15, mode="upper", flush_every=15).arrays()
+    lo = _babble(twin, constraints, tmp_path / "lo", 15, mode="lower", flush_every=15).arrays()
+    rest = twin.rest_face()
+    assert np.allclose(up.landmarks[:, LOWER], rest[LOWER], atol=1e-6)
+    assert np.abs(up.landmarks[:, UPPER] - rest[UPPER]).max() > 0.01
+    assert np.allclose(lo.landmarks[:, UPPER], rest[UPPER], atol=1e-6)
+    assert np.abs(lo.landmarks[:, LOWER] - rest[LOWER]).max() > 0.01
+
+
+# -------------------------------------------------------------------------------------------- settle
+def test_settle_detector_stable_and_timeout() -> None:
+    clock = ManualClock()
+    cfg = SettleConfig(tolerance=0.01, settle_time=0.1, poll_interval=0.02, timeout=1.0)
+    detector = SettleDetector(cfg, clock, clock.advance)
+    # Converges to 0.5 with time constant 0.05 s: settles once changes per poll drop below 0.01.
+    assert detector.wait(lambda: np.full(11, 0.5 - 0.5 * np.exp(-clock.t / 0.05)))
+    assert 0.1 <= clock.t < 0.5
+    start = clock.t
+    oscillating = detector.wait(lambda: np.full(11, 0.5 + 0.1 * np.sin(clock.t * 40)))
+    assert not oscillating and clock.t - start == pytest.approx(1.0, abs=0.03)
+
+
+# -------------------------------------------------------------------------------------------- dataset
+def test_dataset_layout_and_manifest(tmp_path: Path, twin: DigitalTwin, constraints: ConstraintFunction) -> None:
+    data = _babble(twin, constraints, tmp_path / "d", 23, mode="full", chunk_size=10)
+    info = json.loads((tmp_path / "d" / INFO).read_text())
+    assert info["format"] == "emo-babbling" and info["version"] == 1
+    assert info["command_names"] == list(COMMAND_NAMES)
+    assert info["landmarks"]["n"] == 113 and info["landmarks"]["space"] == "robot" and info["landmarks"]["dims"] == 2
+    assert info["robot"]["config_hash"] == twin_config_hash(twin)
+    assert info["mode"] == "full" and info["seed"] == 0 and info["n_samples"] == 23
+    assert [c["n"] for c in info["chunks"]] == [10, 10, 3]
+    assert sorted(p.name for p in (tmp_path / "d" / "data").iterdir()) == [
+        "chunk-000000.npz", "chunk-000001.npz", "chunk-000002.npz"]
+    arrays = data.arrays()
+    assert np.array_equal(arrays.index, np.arange(23))
+    assert arrays.landmarks.shape == (23, 113, 2) and arrays.commands.dtype == np.float32
+    assert np.all(constraints.feasible(arrays.commands)) and arrays.settled.all()
+    with np.load(tmp_path / "d" / "data" / "chunk-000000.npz", allow_pickle=False) as npz:   # plain arrays
+        assert set(npz.files) == {"index", "commands", "present", "landmarks", "settled"}
+
+
+class _Crash(RuntimeError):
+    pass
+
+
+class _CrashingRobot(TwinRobot):
+    """Dies (like a pulled cable) when asked to capture sample ``crash_at``."""
+
+    def __init__(self, twin, crash_at: int) -> None:
+        super().__init__(twin)
+        self.crash_at = crash_at
+
+    def capture(self, index: int) -> np.ndarray:
+        if index == self.crash_at:
+            raise _Crash("camera unplugged")
+        return super().capture(index)
+
+
+@pytest.mark.parametrize("policy", ["interpolate", "reject"])
+def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path, twin: DigitalTwin, policy: str) -> None:
+    base = ConstraintConfig.from_yaml()
+    constraints = ConstraintFunction(ConstraintConfig(low=base.low, high=base.high, pairs=base.pairs,
+                                                      max_step=0.3, jump_policy=policy))
+    whole = _babble(twin, constraints, tmp_path / "whole", 27, mode="full", chunk_size=10).arrays()
+    with pytest.raises(_Crash):
+        _babble(twin, constraints, tmp_path / "cut", 27, mode="full", chunk_size=10,
+                robot=_CrashingRobot(twin, crash_at=14))
+    assert BabblingDataset.open(tmp_path / "cut").n_samples == 14       # every finished sample kept
+    resumed = _babble(twin, constraints, tmp_path / "cut", 27, mode="full", chunk_size=10).arrays()
+    for key in ("index", "commands", "present", "landmarks", "settled"):
+        assert np.array_equal(getattr(resumed, key), getattr(whole, key)), key
+
+
+def test_resume_after_sigkill(tmp_path: Path, twin: DigitalTwin, constraints: ConstraintFunction) -> None:
+    """A real ``kill -9`` mid-run: nothing flushed on exit, the manifest may lag the tail chunk."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "emo_core", "babble", "--sim", "--samples", "100000", "--out", str(out),
+           "--mode", "lower", "--chunk-size", "8", "-q"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(list((out / "data").glob("chunk-*.npz"))) < 3:
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    kept = BabblingDataset.open(out).n_samples
+    assert kept >= 17
+    target = kept + 5
+    subprocess.run([*cmd[:6], str(target), *cmd[7:]], check=True, capture_output=True)
+    resumed = BabblingDataset.open(out).arrays()
+    whole = _babble(twin, constraints, tmp_path / "whole", target, mode="lower", chunk_size=8).arrays()
+    assert np.array_equal(resumed.index, np.arange(target))
+    assert np.array_equal(resumed.commands, whole.commands)
+    assert np.array_equal(resumed.landmarks, whole.landmarks)
+    assert not list(out.rglob(".*.tmp"))
+
+
+def test_unrecorded_chunk_is_adopted(tmp_path: Path, twin: DigitalTwin, constraints: ConstraintFunction) -> None:
+    out = tmp_path / "d"
+    _babble(twin, constraints, out, 10, mode="upper", chunk_size=5)
+    info = json.loads((out / INFO).read_text())
+    info["chunks"] = info["chunks"][:1]                      # kill between chunk rename and manifest rename
+    (out / INFO).write_text(json.dumps(info))
+    assert BabblingDataset.open(out).n_samples == 10
+
+
+def test_corrupt_chunk_is_named(tmp_path: Path, twin: DigitalTwin, constraints: ConstraintFunction) -> None:
+    out = tmp_path / "d"
+    _babble(twin, constraints, out, 12, mode="upper", chunk_size=4)
+    victim = out / "data" / "chunk-000001.npz"
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    victim.write_bytes(bytes(raw))
+    with pytest.raises(SchemaError, match="chunk-000001.npz"):
+        BabblingDataset.open(out)
+    victim.write_bytes(bytes(raw[:100]))                      # truncated
+    with pytest.raises(SchemaError, match="chunk-000001.npz"):
+        BabblingDataset.open(out)
+    victim.unlink()
+    with pytest.raises(SchemaError, match="chunk-000001.npz"):
+        BabblingDataset.open(out)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path: Path, twin: DigitalTwin,
+                                               constraints: ConstraintFunction) -> None:
+    out = tmp_path / "d"
+    _babble(twin, constraints, out, 3, mode="upper")
+    with pytest.raises(InputError, match="mode"):
+        _babble(twin, constraints, out, 5, mode="lower")
+    with pytest.raises(InputError, match="seed"):
+        _babble(twin, constraints, out, 5, mode="upper", seed=9)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="not empty"):
+        _babble(twin, constraints, tmp_path / "other", 3)
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def test_cli_babble_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "up"
+    assert main(["babble", "--sim", "--samples", "12", "--out", str(out), "--mode", "upper", "--seed", "2", "-q"]) == 0
+    assert "12 samples" in capsys.readouterr().out
+    assert json.loads((out / INFO).read_text())["n_samples"] == 12
+    assert main(["babble", "--sim", "--samples", "12", "--out", str(out), "--mode", "lower", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("emo: error:") and "mode" in err and len(err.strip().splitlines()) == 1
+    assert main(["babble", "--sim", "--samples", "0", "--out", str(tmp_path / "z")]) == 2
+    assert main(["babble", "--samples", "5", "--out", str(tmp_path / "hw")]) == 2
+    assert "--port" in capsys.readouterr().err
