@@ -308,7 +308,7 @@ def test_human_episode_window_and_apex_from_ground_truth() -> None:
     assert ep.human_apex == pytest.approx(1.0 + 0.95 * 0.8, abs=1e-6)
     assert ep.start == pytest.approx(0.5) and ep.onset == pytest.approx(1.0)
     relaxed = 2.4 + 0.6 * (0.8 - 0.3) / 0.8             # below 30 % of the peak
-    assert relaxed + 1.0 - 0.04 < ep.end < relaxed + 1.0 + 0.04
+    assert relaxed + 0.5 - 0.04 < ep.end < relaxed + 0.5 + 0.04
     assert human_episode(np.zeros(50), fps, 10) is None
     assert human_episode(intensity, fps, -1) is None
 
@@ -323,6 +323,11 @@ def test_robot_intensity_projects_on_the_reference_and_ignores_the_eyes(twin) ->
     frown = rest - (reference - rest)
     values = robot_intensity(np.stack([rest, half, reference, blink, frown]), rest, reference)
     assert values == pytest.approx([0.0, 0.5, 1.0, 0.0, 0.0], abs=1e-6)
+    # Measured from a biased neutral face (an inverse model's offset), the same motion counts the same.
+    bias = np.zeros_like(rest)
+    bias[LIPS, 0] += 0.01
+    biased = robot_intensity(np.stack([rest, half, reference]) + bias, rest, reference, baseline=rest + bias)
+    assert biased == pytest.approx([0.0, 0.5, 1.0], abs=1e-6)
 
 
 def test_summary_reports_median_median_abs_and_count() -> None:

@@ -9,9 +9,9 @@ frame, which face the robot should be making and *when*:
 * ``coexpression``: the same live mirroring while nothing happens; when the detector fires, the
   command becomes the *predicted* target face with ``execute_at = stamp + time_to_apex``, held
   until that time has passed, then live mirroring again (so the robot releases with the human).
-  If the live face gets further along the predicted expression than the prediction itself before
-  then, mirroring resumes at once (``release_when_overtaken``): an undershooting prediction must
-  not hold the robot behind the person.
+  If the live face gets further along the predicted expression than the robot's planned motion
+  before then, mirroring resumes at once (``release_when_overtaken``): a late or undershooting
+  prediction must not hold the robot behind the person.
 
 Until the detector has calibrated the person's resting face there is nothing to mirror against,
 so the pipeline commands the calm face. Mirroring and the predicted target are both retargeted
@@ -113,9 +113,12 @@ class PipelineConfig:
     release_after_s: float = 0.0
     #: The human resting face retargeting measures displacements from: "calibrated" or "rolling".
     mirror_rest: str = "calibrated"
-    #: While a prediction is held, switch back to mirroring as soon as the live face has gone at
-    #: least as far as the prediction (an undershooting prediction must not hold the robot back).
+    #: While a prediction is held, switch back to mirroring as soon as the live face is further
+    #: along the predicted expression than the robot's planned motion (constant speed from the
+    #: firing to execute_at) by ``overtake_margin``: a late or undershooting prediction must not
+    #: hold the robot behind the person. Progress is measured in units of the predicted displacement.
     release_when_overtaken: bool = True
+    overtake_margin: float = 0.05
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode.parse(self.mode))
@@ -123,8 +126,8 @@ class PipelineConfig:
             raise ConfigError(f"pipeline: mirror_rest must be 'calibrated' or 'rolling', got {self.mirror_rest!r}")
         if not 0.0 <= self.min_time_to_apex_s <= self.max_time_to_apex_s:
             raise ConfigError("pipeline: need 0 <= min_time_to_apex_s <= max_time_to_apex_s")
-        if self.release_after_s < 0:
-            raise ConfigError("pipeline: release_after_s must be >= 0")
+        if self.release_after_s < 0 or self.overtake_margin < 0:
+            raise ConfigError("pipeline: release_after_s and overtake_margin must be >= 0")
 
 
 class LatencyLog:
@@ -179,6 +182,7 @@ class CoexpressionPipeline:
         self.events: list[PeakEvent] = []
         self._held: FaceCommand | None = None
         self._held_target: np.ndarray | None = None
+        self._start_progress = 0.0
         self._rest: np.ndarray | None = None
 
     @property
@@ -259,6 +263,9 @@ class CoexpressionPipeline:
         durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
         self._held = FaceCommand(COMMAND_NAMES, positions, event.stamp, event.stamp + tta, Source.PREDICTED)
         self._held_target = robot
+        # Where the robot starts from: it was mirroring, so about where the live face is now.
+        self._start_progress = min(self._progress(self.retarget(event.window[-1], event.rest
+                                                                if self.rest is None else self.rest)), 1.0)
         result.time_to_apex = tta
         LOG.debug("peak activation at %.3f s: predicted apex in %.3f s", event.stamp, tta)
 
@@ -277,10 +284,10 @@ class CoexpressionPipeline:
         robot = self.retarget(face.metric[:, :2], rest)
         durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
         if self._held is not None:
-            if self._progress(robot) < 1.0:
+            if self._progress(robot) <= self._planned_progress(stamp) + self.config.overtake_margin:
                 return self._held, self._held_target
-            # The person is already further along than predicted: follow them, never lag behind.
-            LOG.debug("live face overtook the prediction at %.3f s: mirroring", stamp)
+            # The person is further along than the robot's plan: follow them, never lag behind.
+            LOG.debug("live face overtook the planned motion at %.3f s: mirroring", stamp)
             self._release()
         t = timer()
         positions = self._inverse(robot)
@@ -293,6 +300,13 @@ class CoexpressionPipeline:
         direction = self._held_target - base
         norm2 = float(np.sum(direction * direction))
         return float(np.sum((robot - base) * direction)) / norm2 if norm2 > 0 else np.inf
+
+    def _planned_progress(self, stamp: float) -> float:
+        """Progress of the robot's planned motion (constant speed from the firing to execute_at)."""
+        held = self._held
+        span = held.execute_at - held.stamp
+        frac = 1.0 if span <= 0 else float(np.clip((stamp - held.stamp) / span, 0.0, 1.0))
+        return self._start_progress + (1.0 - self._start_progress) * frac
 
     def _release(self) -> None:
         self._held = None

@@ -49,7 +49,7 @@ class DemoConfig:
     video: str | None = None               # None: the bundled clip; a path, or a device index
     modes: tuple[Mode, ...] = (Mode.COEXPRESSION, Mode.MIMICRY)
     out: Path = Path("emo_demo_out")
-    synthetic: int = 24                    # held-out synthetic sequences (0: skip)
+    synthetic: int = 20                    # held-out synthetic sequences (0: skip)
     synthetic_seed: int = SYNTHETIC_SEED
     max_frames: int | None = None
     sim: SimConfig = field(default_factory=SimConfig)

@@ -22,10 +22,15 @@ from .synchrony import Episode, crossing_time, human_episode, robot_intensity, s
 
 LOG = logging.getLogger(__name__)
 
-#: Media time the robot keeps running after the last frame (a late robot still gets there).
-TAIL_S = 0.6
+#: Media time the robot keeps running after the last frame (a late robot still gets there);
+#: shorter than the driver's watchdog timeout, so the face is not sent home during it.
+TAIL_S = 0.4
+#: In synthetic runs the robot starts this long before the episode window.
+SIM_LEAD_S = 0.5
 #: Frames whose median is the human resting face for the synchrony reference (as the detector).
 REST_FRAMES = 8
+#: The robot's baseline face: its mean over this long before the human onset.
+BASELINE_S = 0.5
 
 
 @dataclass
@@ -113,7 +118,10 @@ def reference_robot_face(stages: Stages, faces_xy: np.ndarray, apex_frame: int) 
 
 def measure(run: ModeRun, episode: Episode, stages: Stages, reference: np.ndarray) -> float | None:
     """Set the run's robot intensity and apex; return robot apex - human apex (s) or None."""
-    run.intensity = robot_intensity(run.robot_faces, stages.twin.rest_face(), reference)
+    rest = stages.twin.rest_face()
+    before = (run.robot_times >= episode.onset - BASELINE_S) & (run.robot_times <= episode.onset)
+    baseline = run.robot_faces[before].mean(axis=0) if before.any() else rest
+    run.intensity = robot_intensity(run.robot_faces, rest, reference, baseline)
     run.robot_apex = crossing_time(run.robot_times, run.intensity, start=episode.start, end=episode.end)
     return None if run.robot_apex is None else run.robot_apex - episode.human_apex
 
@@ -175,9 +183,19 @@ def _evaluate_one(stages: Stages, seq: Any, robots: dict[Mode, SimRobot]) -> Seq
         pipeline = stages.pipeline(mode)
         runner = ModeRunner(pipeline, robot, keep_frames=False)
         stamps = np.arange(len(faces_xy)) / float(seq.fps)
+        # The detector sees every frame from the start (it calibrates on the rest face); the robot
+        # only runs from shortly before the episode to its end (mirroring a face at rest before
+        # that is the calm face it starts from), which halves the simulated time.
+        sim_from, sim_to = episode.start - SIM_LEAD_S, episode.end
+        last = 0.0
         for points, stamp in zip(np.asarray(seq.landmarks, np.float32), stamps):
-            runner.feed(pipeline.process_face(face_from_points(points, float(stamp))))
-        run = runner.finish(float(stamps[-1]))
+            if stamp > sim_to:
+                break
+            result = pipeline.process_face(face_from_points(points, float(stamp)))
+            if stamp >= sim_from:
+                runner.feed(result)
+                last = float(stamp)
+        run = runner.finish(last)
         offsets[mode.value] = measure(run, episode, stages, reference)
         fired[mode.value] = bool(run.fire_times)
         if mode is Mode.COEXPRESSION and run.fire_times:

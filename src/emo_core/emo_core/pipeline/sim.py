@@ -157,7 +157,7 @@ class SimRobot:
                 return
             time.sleep(0)           # yield (GIL and CPU) to the emulator's thread
 
-    def settle(self, seconds: float = 0.8) -> None:
+    def settle(self, seconds: float = 0.5) -> None:
         """Ease to the calm face and wait, then forget the trace (between runs on one robot).
 
         The calm face is re-sent every cycle, as a live stream would: otherwise the driver's

@@ -12,10 +12,12 @@ The rule, applied the same way to the human and to the robot:
   the direction of the *reference* robot expression (the human apex face retargeted to the robot,
   paper eq. 1-2), over the brows, lips and jaw: the eyes are left out, as in the project's offline
   peak activation (``peak.eye_weight: 0``), because a blink mirrored onto the eyelids is no
-  expression (the human ground truth is blink-free by construction). Negative values are clipped.
-* **episode window**: from ``before_s`` before the human onset to ``after_s`` after the human's
-  expression has relaxed below ``release`` of its peak (or the end of the recording), so a late
-  robot is still measured.
+  expression (the human ground truth is blink-free by construction). Displacements are measured
+  from the robot's own mean face in the half second before the human onset (a neutral person
+  mirrored), so a constant bias of the inverse model does not count. Negative values are clipped.
+* **episode window**: from ``before_s`` (0.5 s) before the human onset to ``after_s`` (0.5 s)
+  after the human's expression has relaxed below ``release`` (30 %) of its peak (or the end of the
+  recording): a late robot is still measured, the next expression (or a false trigger at rest) is not.
 
 ``synchrony_ms[mode] = {"median", "median_abs", "n"}`` of (robot apex - human apex) over expressions.
 """
@@ -65,7 +67,7 @@ def crossing_time(times: np.ndarray, values: np.ndarray, fraction: float = APEX_
 
 
 def human_episode(intensity: np.ndarray, fps: float, onset_frame: int, *, before_s: float = 0.5,
-                  after_s: float = 1.0, release: float = 0.3) -> Episode | None:
+                  after_s: float = 0.5, release: float = 0.3) -> Episode | None:
     """The episode window and human apex (95 % rule) of a ground-truth intensity curve."""
     x = np.asarray(intensity, np.float64)
     if x.size < 2 or not np.any(x > 0) or onset_frame < 0:
@@ -88,19 +90,23 @@ def expression_mask() -> np.ndarray:
     return mask
 
 
-def robot_intensity(faces: np.ndarray, robot_rest: np.ndarray, reference: np.ndarray) -> np.ndarray:
+def robot_intensity(faces: np.ndarray, robot_rest: np.ndarray, reference: np.ndarray,
+                    baseline: np.ndarray | None = None) -> np.ndarray:
     """(N,) projection of each robot face's displacement on the reference expression's direction.
 
-    ``faces`` (N, 113, 2), ``robot_rest`` and ``reference`` (113, 2) robot-space landmarks; eye
-    landmarks are left out (see the module docstring). In the reference's units: 1.0 = the robot
-    shows the reference expression's full displacement.
+    ``faces`` (N, 113, 2), ``robot_rest`` and ``reference`` (113, 2) robot-space landmarks: the
+    direction is ``reference - robot_rest``. Displacements are measured from ``baseline`` (default
+    ``robot_rest``): the robot's own face just before the expression, so a constant offset of the
+    inverse model on a neutral face does not count. Eye landmarks are left out (module docstring).
+    In the reference's units: 1.0 = the robot shows the reference expression's full displacement.
     """
     keep = expression_mask()
     direction = (np.asarray(reference, np.float64) - robot_rest)[keep].reshape(-1)
     norm2 = float(direction @ direction)
     if norm2 <= 0:
         return np.zeros(len(faces))
-    disp = (np.asarray(faces, np.float64) - robot_rest)[:, keep].reshape(len(faces), -1)
+    origin = robot_rest if baseline is None else baseline
+    disp = (np.asarray(faces, np.float64) - origin)[:, keep].reshape(len(faces), -1)
     return np.maximum(disp @ direction / norm2, 0.0)
 
 
