@@ -21,7 +21,7 @@ from emo_core.schema import COMMAND_NAMES, LOWER, UPPER
 from emo_core.selfmodel.babbler import Babbler
 from emo_core.selfmodel.constraints import ConstraintConfig, ConstraintFunction, PairRule, SettleConfig
 from emo_core.selfmodel.robot import SettleDetector, TwinRobot, twin_config_hash
-from emo_core.selfmodel.sampling import CommandSampler
+from emo_core.selfmodel.sampling import CommandSampler, capture_seed
 from emo_core.twin import DigitalTwin
 
 IDX = {n: i for i, n in enumerate(COMMAND_NAMES)}
@@ -39,7 +39,7 @@ def constraints() -> ConstraintFunction:
 
 def _babble(twin, constraints, out: Path, n: int, mode: str = "upper", seed: int = 0, chunk_size: int = 100,
             flush_every: int = 1, robot=None) -> BabblingDataset:
-    babbler = Babbler(robot or TwinRobot(twin, noise_seed=seed), constraints, mode=mode, seed=seed)
+    babbler = Babbler(robot or TwinRobot(twin, noise_seed=capture_seed(seed, mode)), constraints, mode=mode, seed=seed)
     with babbler.open(out, chunk_size=chunk_size, flush_every=flush_every) as writer:
         babbler.run(writer, n)
     return BabblingDataset.open(out)
@@ -173,8 +173,8 @@ class _Crash(RuntimeError):
 class _CrashingRobot(TwinRobot):
     """Dies (like a pulled cable) when asked to capture sample ``crash_at``."""
 
-    def __init__(self, twin, crash_at: int) -> None:
-        super().__init__(twin)
+    def __init__(self, twin, crash_at: int, mode: str) -> None:
+        super().__init__(twin, noise_seed=capture_seed(0, mode))
         self.crash_at = crash_at
 
     def capture(self, index: int) -> np.ndarray:
@@ -191,7 +191,7 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path: Path, twin: Di
     whole = _babble(twin, constraints, tmp_path / "whole", 27, mode="full", chunk_size=10).arrays()
     with pytest.raises(_Crash):
         _babble(twin, constraints, tmp_path / "cut", 27, mode="full", chunk_size=10,
-                robot=_CrashingRobot(twin, crash_at=14))
+                robot=_CrashingRobot(twin, crash_at=14, mode="full"))
     assert BabblingDataset.open(tmp_path / "cut").n_samples == 14       # every finished sample kept
     resumed = _babble(twin, constraints, tmp_path / "cut", 27, mode="full", chunk_size=10).arrays()
     for key in ("index", "commands", "present", "landmarks", "settled"):
@@ -275,3 +275,24 @@ def test_cli_babble_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert main(["babble", "--sim", "--samples", "0", "--out", str(tmp_path / "z")]) == 2
     assert main(["babble", "--samples", "5", "--out", str(tmp_path / "hw")]) == 2
     assert "--port" in capsys.readouterr().err
+
+
+def test_babbling_through_servo_driver_and_emulator(tmp_path: Path, constraints: ConstraintFunction) -> None:
+    """The hardware code path with the wire-level emulator (virtual time) and the twin as the face."""
+    from emo_core.selfmodel.hardware import open_emulated_robot
+
+    twin = DigitalTwin(noise_std=0.0)
+    robot, close = open_emulated_robot(twin, constraints.config.settle)
+    try:
+        start = robot.clock.now()
+        data = _babble(twin, constraints, tmp_path / "emu", 4, mode="lower", robot=robot).arrays()
+        elapsed = robot.clock.now() - start
+    finally:
+        close()
+    assert data.settled.all()
+    assert elapsed > 4 * constraints.config.settle.settle_time        # it really waited for the servos
+    assert np.abs(data.present - data.commands).max() < 0.01         # tick quantization only
+    assert np.allclose(data.commands[:, :4], robot.calm_commands()[:4].astype(np.float32))
+    assert np.allclose(data.landmarks, twin.forward(data.present), atol=1e-5)
+    info = json.loads((tmp_path / "emu" / INFO).read_text())
+    assert info["robot"]["kind"] == "twin+servo-emulator" and info["robot"]["config_hash"] == twin_config_hash(twin)

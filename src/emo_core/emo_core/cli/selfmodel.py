@@ -57,10 +57,20 @@ class _Closing:
 def _open_robot(args: argparse.Namespace, constraints) -> _Closing:
     if args.sim:
         from ..selfmodel.robot import TwinRobot
+        from ..selfmodel.sampling import capture_seed
         from ..twin import DigitalTwin
 
         twin = DigitalTwin(args.twin_config, noise_std=args.noise_std)
-        return _Closing(TwinRobot(twin, noise_seed=args.seed))
+        noise_seed = capture_seed(args.seed, args.mode)
+        if args.emulate_servos:
+            from ..selfmodel.hardware import open_emulated_robot
+
+            robot, close = open_emulated_robot(twin, constraints.config.settle, noise_seed=noise_seed,
+                                               servo_table=args.servo_table)
+            return _Closing(robot, close)
+        return _Closing(TwinRobot(twin, noise_seed=noise_seed))
+    if args.emulate_servos:
+        raise InputError("--emulate-servos is a sim option: add --sim")
     if not args.port or args.camera is None:
         raise InputError("the hardware form needs --port (servo bus) and --camera (front camera); "
                          "or use --sim to babble on the digital twin")
@@ -148,6 +158,9 @@ def register(registry) -> None:
     p.add_argument("--chunk-size", type=int, default=100, help="samples per data chunk (default 100)")
     p.add_argument("--flush-every", type=int, default=1,
                    help="write the open chunk every K samples (default 1: a kill loses at most one sample)")
+    p.add_argument("--emulate-servos", action="store_true",
+                   help="(sim) go through the real servo driver and the wire-level bus emulator (virtual "
+                        "time; settle detection on present positions) instead of setting the twin directly")
     p.add_argument("--twin-config", type=Path, default=None, help="(sim) twin config (default face_twin.yaml)")
     p.add_argument("--noise-std", type=float, default=None, help="(sim) capture noise override")
     p.add_argument("--port", default=None, help="(hardware) servo bus serial port, e.g. /dev/ttyUSB0")

@@ -109,11 +109,16 @@ class TwinRobot:
         return self._present.copy()
 
     def capture(self, index: int) -> np.ndarray:
-        clean = np.asarray(self.twin.forward(self._present, noise=False), dtype=np.float64).reshape(N_LANDMARKS, 2)
-        if self.noise_std > 0:
-            clean = clean + np.random.default_rng([self.noise_seed, int(index)]).normal(
-                0.0, self.noise_std, clean.shape)
-        return clean.astype(np.float32)
+        return noisy_capture(self.twin, self._present, self.noise_std, self.noise_seed, index)
+
+
+def noisy_capture(twin: Any, commands: np.ndarray, noise_std: float, seed: int, index: int) -> np.ndarray:
+    """The twin's face for ``commands`` plus noise from ``default_rng([seed, index])`` (float32)."""
+    face = np.asarray(twin.forward(np.clip(commands, 0.0, 1.0), noise=False), dtype=np.float64)
+    face = face.reshape(N_LANDMARKS, 2)
+    if noise_std > 0:
+        face = face + np.random.default_rng([int(seed), int(index)]).normal(0.0, noise_std, face.shape)
+    return face.astype(np.float32)
 
 
 def twin_config_hash(twin: Any) -> str:

@@ -19,6 +19,14 @@ _MODE_CODE = {"upper": 1, "lower": 2, "full": 3}
 _N_UPPER_CMD = len(UPPER_COMMANDS)
 
 
+def capture_seed(seed: int, mode: str) -> int:
+    """Seed of the simulated capture noise of a run: distinct per mode, so an upper-only and a
+    lower-only run with the same ``seed`` do not share noise draws (they are recombined later)."""
+    if mode not in MODES:
+        raise InputError(f"babbling mode must be one of {', '.join(MODES)}, got {mode!r}")
+    return int(seed) * 8 + _MODE_CODE[mode]
+
+
 def moving_mask(mode: str) -> np.ndarray:
     """Which of the 11 commands move in a babbling mode (the rest stay at their calm values)."""
     if mode not in MODES:
