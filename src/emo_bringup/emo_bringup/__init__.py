@@ -1,0 +1,1 @@
+"""emo_bringup: installs the launch files, node parameters and rviz config of the Emo stack."""

@@ -1,0 +1,122 @@
+"""``babbler``: motor babbling through the node graph -> a babbling dataset on disk.
+
+Runs ``emo_core.selfmodel.babbler.Babbler`` (random feasible poses, the constraint function of
+``config/babbling.yaml``, resumable dataset writer) in a worker thread, with the robot being the
+graph (``babbling.TopicFaceRobot``): poses go out as FaceCommand (source BABBLE), the present
+positions come back in ``joint_states`` and the robot's face in ``robot_face/landmarks`` (remapped
+to ``twin/landmarks`` in sim). The dataset is the format of ``emo_core.datasets.babbling``, the
+same as ``emo babble`` writes; a killed run resumes where it stopped.
+
+Publishes ``face/command``. Subscribes ``joint_states`` and ``robot_face/landmarks``.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+
+from emo_core.errors import ConfigError, EmoError
+from emo_core.pipeline.core import FaceCommand, Source
+from emo_core.schema import COMMAND_NAMES
+from emo_core.selfmodel.babbler import Babbler
+from emo_core.selfmodel.constraints import ConstraintConfig, ConstraintFunction
+from emo_core.servo import ServoTable
+from emo_core.twin import DigitalTwin
+
+from .babbling import Stopped, TopicFaceRobot
+from .conversions import command_to_msg, joint_state_to_commands, make_header, msg_points, stamp_to_seconds
+from .parameters import SCHEMAS, declare
+from .runtime import RELIABLE_QOS, RosClock, message_types, run
+
+PARAMETERS = SCHEMAS["babbler"]
+LOG_EVERY = 10
+
+
+class BabblerNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("babbler", **kwargs)
+        self.params = p = declare(self, PARAMETERS)
+        if not p["out"]:
+            raise ConfigError("babbler: parameter 'out' (the dataset directory) is required")
+        self.types = message_types()
+        self.exit_status = 0
+        self.table = ServoTable.load(p["servo_config"] or None)
+        self.constraints = ConstraintFunction(ConstraintConfig.from_yaml(p["babbling_config"] or None))
+        self.robot = TopicFaceRobot(self.send, self.constraints.config.settle, RosClock(self), time.sleep,
+                                    DigitalTwin(noise_std=0.0).calm_commands(),
+                                    {"kind": "ros", "robot_id": p["robot_id"]}, p["capture_timeout_s"])
+        self.command_pub = self.create_publisher(self.types.cls("emo_msgs/msg/FaceCommand"), "face/command",
+                                                 RELIABLE_QOS)
+        self.create_subscription(self.types.cls("sensor_msgs/msg/JointState"), "joint_states", self.on_joints,
+                                 RELIABLE_QOS)
+        self.create_subscription(self.types.cls("emo_msgs/msg/FaceLandmarks"), "robot_face/landmarks",
+                                 self.on_face, RELIABLE_QOS)
+        self.create_timer(1.0 / p["command_rate_hz"], self.resend)
+        self.worker = threading.Thread(target=self.babble, name="babbler", daemon=True)
+        self.worker.start()
+
+    # -- the robot's side -----------------------------------------------------------------------
+    def send(self, commands: np.ndarray) -> None:
+        now = self.get_clock().now().to_msg()
+        command = FaceCommand(COMMAND_NAMES, np.asarray(commands, np.float32), stamp_to_seconds(now), None,
+                              Source.BABBLE)
+        self.command_pub.publish(command_to_msg(self.types, command, make_header(self.types, now)))
+
+    def resend(self) -> None:
+        target = self.robot.target
+        if target is not None:
+            self.send(target)
+
+    def on_joints(self, msg: Any) -> None:
+        try:
+            self.robot.on_present(joint_state_to_commands(msg, self.table))
+        except EmoError as exc:
+            self.get_logger().warning(f"joint state ignored: {exc}", throttle_duration_sec=5.0)
+
+    def on_face(self, msg: Any) -> None:
+        try:
+            points = msg_points(msg)
+        except EmoError as exc:
+            self.get_logger().warning(f"robot face ignored: {exc}", throttle_duration_sec=5.0)
+            return
+        if points is not None:
+            self.robot.on_face(points, stamp_to_seconds(msg.header.stamp))
+
+    # -- the babbling loop (worker thread) ------------------------------------------------------
+    def babble(self) -> None:
+        p = self.params
+        babbler = Babbler(self.robot, self.constraints, mode=p["mode"], seed=p["seed"])
+        try:
+            with babbler.open(p["out"], chunk_size=p["chunk_size"]) as writer:
+                if writer.n_samples:
+                    self.get_logger().info(f"resuming {p['out']} at sample {writer.n_samples}")
+                report = babbler.run(writer, p["samples"], on_sample=self._progress)
+            self.get_logger().info(f"{p['out']}: {report.total} samples ({report.collected} new, "
+                                   f"{report.unsettled} unsettled, {report.waypoints} waypoints)")
+        except Stopped:
+            return
+        except EmoError as exc:
+            self.get_logger().error(f"babbling failed: {exc}")
+            self.exit_status = 1
+        if p["shutdown_when_done"]:
+            rclpy.try_shutdown()        # ends spin() in main(); the launch file then shuts down
+
+    def _progress(self, index: int) -> None:
+        if (index + 1) % LOG_EVERY == 0:
+            self.get_logger().info(f"sample {index + 1}/{self.params['samples']}")
+
+    def release(self) -> None:
+        self.robot.stop()
+        self.worker.join(timeout=5.0)
+
+
+def main(args: list[str] | None = None) -> int:
+    return run(BabblerNode, args=args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""The babbled robot over topics: ``emo_core.selfmodel.robot.FaceRobot`` for the ``babbler`` node.
+
+``emo_core.selfmodel.babbler.Babbler`` drives any FaceRobot through random feasible poses. Here the
+robot is the node graph: a pose is *sent* as a FaceCommand (source BABBLE) to ``servo_driver``;
+it has *settled* when the present commands (from ``joint_states``, through the servo table) stay
+still (``SettleDetector``, the same rule as the hardware form); it is *captured* as the first
+robot-face FaceLandmarks stamped after settling (``twin/landmarks`` in sim, the front camera's
+landmarks on hardware). No ``rclpy`` here: the node feeds :meth:`TopicFaceRobot.on_present` and
+:meth:`TopicFaceRobot.on_face` from its callbacks while the babbler runs in a worker thread.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from emo_core.clock import Clock
+from emo_core.errors import EmoError, InputError
+from emo_core.schema import N_COMMANDS, N_LANDMARKS
+from emo_core.selfmodel.constraints import SettleConfig
+from emo_core.selfmodel.robot import SettleDetector
+
+
+class Stopped(EmoError):
+    """The node is shutting down: the babbling loop ends (the dataset keeps what was stored)."""
+
+
+class TopicFaceRobot:
+    def __init__(self, send: Callable[[np.ndarray], None], settle: SettleConfig, clock: Clock,
+                 sleep: Callable[[float], None], calm: np.ndarray, description: dict[str, Any],
+                 capture_timeout_s: float = 2.0) -> None:
+        self._send = send
+        self._detector = SettleDetector(settle, clock, sleep)
+        self._clock = clock
+        self._calm = np.asarray(calm, np.float64).reshape(N_COMMANDS)
+        self._description = dict(description)
+        self._timeout = float(capture_timeout_s)
+        self._changed = threading.Condition()
+        self._present: np.ndarray | None = None
+        self._face: tuple[np.ndarray, float] | None = None
+        self._target: np.ndarray | None = None
+        self._settled_at = -np.inf
+        self._stopped = False
+
+    # -- fed by the node's callbacks ------------------------------------------------------------
+    def on_present(self, commands: np.ndarray) -> None:
+        with self._changed:
+            self._present = np.asarray(commands, np.float64).reshape(N_COMMANDS)
+            self._changed.notify_all()
+
+    def on_face(self, points: np.ndarray, stamp: float) -> None:
+        with self._changed:
+            self._face = (np.asarray(points, np.float32)[:, :2].copy(), float(stamp))
+            self._changed.notify_all()
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify_all()
+
+    @property
+    def target(self) -> np.ndarray | None:
+        """The pose last sent (the node re-sends it so the driver's watchdog keeps still)."""
+        return None if self._target is None else self._target.copy()
+
+    # -- FaceRobot ------------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        return dict(self._description)
+
+    def calm_commands(self) -> np.ndarray:
+        return self._calm.copy()
+
+    def send(self, commands: np.ndarray) -> None:
+        self._check_running()
+        self._target = np.asarray(commands, np.float64).reshape(N_COMMANDS).copy()
+        self._send(self._target)
+
+    def wait_settled(self) -> bool:
+        settled = self._detector.wait(self.present_commands)
+        self._settled_at = self._clock.now()
+        return settled
+
+    def present_commands(self) -> np.ndarray:
+        with self._changed:
+            self._wait_for(lambda: self._present is not None, "joint states (present positions)")
+            return self._present.copy()
+
+    def capture(self, index: int) -> np.ndarray:
+        """The first robot face stamped at or after the moment the pose settled."""
+        with self._changed:
+            self._wait_for(lambda: self._face is not None and self._face[1] >= self._settled_at,
+                           f"a robot-face FaceLandmarks for sample {index}")
+            points = self._face[0]
+        if points.shape != (N_LANDMARKS, 2) or not np.all(np.isfinite(points)):
+            raise InputError(f"robot face for sample {index} is not 113 finite points")
+        return points.copy()
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _wait_for(self, ready: Callable[[], bool], what: str) -> None:
+        """Wait (holding the condition) until ``ready()``; Stopped on shutdown, InputError on timeout."""
+        if not self._changed.wait_for(lambda: self._stopped or ready(), timeout=self._timeout):
+            raise InputError(f"no {what} within {self._timeout:.1f} s; is the robot (or the sim) running?")
+        self._check_running()
+
+    def _check_running(self) -> None:
+        if self._stopped:
+            raise Stopped("babbling stopped")

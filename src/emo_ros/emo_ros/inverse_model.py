@@ -1,0 +1,104 @@
+"""``inverse_model``: the face to make (live or predicted) -> the robot's motor commands.
+
+The mode logic is ``emo_core.pipeline.CoexpressionPipeline``'s, unchanged: in ``mimicry`` every
+live frame is retargeted to the robot (paper eq. 1-2) and turned into commands by the inverse
+self-model, to be executed now; in ``coexpression`` the same mirroring runs until a prediction
+arrives, whose target face is then held with ``execute_at = firing stamp + time to apex`` until the
+apex has passed (or the person overtakes it). The detector and predictor it would own in process
+run in ``peak_activation`` and ``expression_predictor``; ``remote.RemoteAnticipation`` feeds their
+messages to it. Each command carries the header stamp of the camera frame it derives from.
+
+Subscribes ``face/landmarks``, ``face/rest`` (latched), ``face/prediction``. Publishes
+``face/command`` (emo_msgs/FaceCommand, reliable). Service ``~/reset`` (std_srvs/Trigger).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from rclpy.node import Node
+
+from emo_core.anticipation.config import load_anticipation_config
+from emo_core.anticipation.retarget import Retargeter
+from emo_core.errors import EmoError
+from emo_core.pipeline.core import CoexpressionPipeline, PipelineConfig
+from emo_core.selfmodel.inverse import InverseModel
+from emo_core.twin import DigitalTwin
+
+from .conversions import StampBook, command_to_msg, msg_points, msg_to_face, msg_to_prediction
+from .parameters import SCHEMAS, declare
+from .remote import RemoteAnticipation
+from .runtime import LATCHED_QOS, RELIABLE_QOS, message_types, run
+
+PARAMETERS = SCHEMAS["inverse_model"]
+PIPELINE_KEYS = ("min_time_to_apex_s", "max_time_to_apex_s", "release_after_s", "mirror_rest",
+                 "release_when_overtaken", "overtake_margin")
+
+
+def build_pipeline(params: dict[str, Any], inverse: Any, remote: RemoteAnticipation) -> CoexpressionPipeline:
+    """The pipeline of this node: its mode logic, the retargeter of the configured twin, the inverse
+    model, and the remote detector/predictor."""
+    twin = DigitalTwin(params["twin_config"] or None, noise_std=0.0)
+    retarget = load_anticipation_config(params["anticipation_config"] or None).retarget
+    config = PipelineConfig(mode=params["mode"], **{k: params[k] for k in PIPELINE_KEYS})
+    return CoexpressionPipeline(remote, inverse, Retargeter.from_twin(twin, retarget), twin.calm_commands(),
+                                config=config, detector=remote)
+
+
+class InverseModelNode(Node):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__("inverse_model", **kwargs)
+        self.params = p = declare(self, PARAMETERS)
+        self.types = message_types()
+        self.remote = RemoteAnticipation()
+        self.pipeline = build_pipeline(p, InverseModel.load(p["model_dir"] or None), self.remote)
+        self.stamps = StampBook()
+        landmarks = self.types.cls("emo_msgs/msg/FaceLandmarks")
+        self.command_pub = self.create_publisher(self.types.cls("emo_msgs/msg/FaceCommand"), "face/command",
+                                                 RELIABLE_QOS)
+        self.create_subscription(landmarks, "face/rest", self.on_rest, LATCHED_QOS)
+        self.create_subscription(self.types.cls("emo_msgs/msg/ExpressionPrediction"), "face/prediction",
+                                 self.on_prediction, RELIABLE_QOS)
+        self.create_subscription(landmarks, "face/landmarks", self.on_landmarks, RELIABLE_QOS)
+        self.create_service(self.types.cls("std_srvs/srv/Trigger"), "~/reset", self.on_reset)
+        self.get_logger().info(f"mode {self.pipeline.mode.value}")
+
+    def on_landmarks(self, msg: Any) -> None:
+        seconds = self.stamps.remember(msg.header.stamp)
+        try:
+            result = self.pipeline.process_face(msg_to_face(msg), seconds)
+        except EmoError as exc:
+            self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=5.0)
+            return
+        command = result.command
+        if command is None:          # no face: send nothing (the driver's watchdog eases home)
+            return
+        header = self.stamps.header(self.types, command.stamp, str(msg.header.frame_id))
+        self.command_pub.publish(command_to_msg(self.types, command, header))
+
+    def on_rest(self, msg: Any) -> None:
+        try:
+            self.remote.set_rest(msg_points(msg))
+        except EmoError as exc:
+            self.get_logger().warning(f"resting face ignored: {exc}")
+
+    def on_prediction(self, msg: Any) -> None:
+        try:
+            prediction = msg_to_prediction(msg)
+        except EmoError as exc:
+            self.get_logger().warning(f"prediction ignored: {exc}")
+            return
+        self.stamps.remember(msg.header.stamp)
+        self.remote.add_prediction(prediction)
+
+    def on_reset(self, request: Any, response: Any) -> Any:
+        self.pipeline.reset()
+        response.success, response.message = True, "forgot the resting face and any held prediction"
+        return response
+
+
+def main(args: list[str] | None = None) -> int:
+    return run(InverseModelNode, args=args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

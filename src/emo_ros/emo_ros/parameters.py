@@ -1,0 +1,220 @@
+"""The parameters of every node, as plain data (no ``rclpy`` import).
+
+Each node module declares exactly ``SCHEMAS[<its executable>]`` (with these descriptions and
+ranges), so ``ros2 param describe`` shows them, the YAML in ``config/emo_nodes.yaml`` can be checked
+against them without ROS (tests/test_ros_packages.py), and docs/ros.md lists the same thing.
+
+``INSTANCES`` maps the node *names* the launch files start (the keys of the YAML file, written
+``/**/<name>`` so they match in any namespace) to their executables: both eye cameras run
+``eye_camera``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from emo_core.errors import ConfigError
+
+Value = bool | int | float | str | list
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: default (its type is the parameter's type), description, optional numeric
+    range (inclusive) or set of allowed strings."""
+
+    default: Value
+    description: str
+    range: tuple[float, float] | None = None
+    choices: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> type:
+        return type(self.default)
+
+    def describe(self) -> str:
+        extra = f" One of: {', '.join(self.choices)}." if self.choices else ""
+        return self.description + extra
+
+    def check(self, name: str, value: Any) -> Any:
+        """The value if it has the right type and lies in range/choices; ConfigError otherwise."""
+        # Strict, as ROS is: an integer for a double parameter is a type error at startup.
+        kind = self.kind
+        ok = (isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+              and (kind is not list or all(isinstance(v, str) for v in value)))
+        if not ok:
+            raise ConfigError(f"parameter {name}: expected {kind.__name__}, got {value!r}")
+        if self.range is not None and not self.range[0] <= value <= self.range[1]:
+            raise ConfigError(f"parameter {name}: {value} outside [{self.range[0]}, {self.range[1]}]")
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"parameter {name}: {value!r} is not one of {', '.join(self.choices)}")
+        return value
+
+
+Schema = dict[str, Param]
+
+_CONFIG_NOTE = "Empty: the project's default ({}, found via emo_core.resources)."
+_MODEL_NOTE = "Model directory (safetensors + card.json). Empty: the model shipped inside emo_core."
+
+EYE_CAMERA: Schema = {
+    "source": Param("/dev/video0", "Camera device index or /dev/video* path, a video file, or a folder of "
+                                   "images (played in name order)."),
+    "camera": Param("left", "Which eye: becomes the frame id '<camera>_eye' and FaceLandmarks.camera."),
+    "fps": Param(30.0, "Frames per second: requested from a device; playback rate of files and folders "
+                       "(0: a video file's own rate).", range=(0.0, 240.0)),
+    "loop": Param(False, "Restart a video file or folder at its end (sim cameras)."),
+    "width": Param(0, "Requested device frame width in pixels (0: the device default).", range=(0, 7680)),
+    "height": Param(0, "Requested device frame height in pixels (0: the device default).", range=(0, 4320)),
+    "focal_length_px": Param(0.0, "Focal length for CameraInfo (uncalibrated); 0: the image width.",
+                             range=(0.0, 100000.0)),
+}
+
+FACE_LANDMARKS: Schema = {
+    "cameras": Param(["left", "right"], "Eye cameras to read: subscribes <camera>_eye/image_raw for each. "
+                                        "The first one paces the output (one FaceLandmarks per frame of it)."),
+    "view_policy": Param("best", "How the views are combined (emo_core.perception.views).", choices=("best", "mean")),
+    "max_view_age_s": Param(0.05, "A view older than this (relative to the pacing camera's frame) is left out "
+                                  "of the fusion.", range=(0.0, 1.0)),
+    "space": Param("metric", "Coordinate space written into FaceLandmarks: 'metric' for a person, 'robot' "
+                             "when the camera watches the robot's own face (babbling).", choices=("metric", "robot")),
+    "max_faces": Param(2, "Faces MediaPipe tracks; the largest (then most central) is used.", range=(1, 10)),
+    "min_detection_confidence": Param(0.5, "MediaPipe face detection threshold.", range=(0.0, 1.0)),
+    "min_tracking_confidence": Param(0.5, "MediaPipe landmark tracking threshold.", range=(0.0, 1.0)),
+    "marker_frame": Param("emo_face", "Frame id of the landmark markers (set rviz's fixed frame to it)."),
+    "marker_scale": Param(0.05, "Metres per metric face unit in the markers.", range=(0.001, 1.0)),
+}
+
+PEAK_ACTIVATION: Schema = {
+    "anticipation_config": Param("", "anticipation.yaml whose 'detector' section configures the causal "
+                                     "detector. " + _CONFIG_NOTE.format("config/anticipation.yaml")),
+    "model_dir": Param("", "Directory of the detector's learned rising-edge scorer. " + _MODEL_NOTE),
+    "rest_change_threshold": Param(1e-4, "Publish the resting face again when any point moved more than this "
+                                         "(metric units) since it was last published.", range=(0.0, 1.0)),
+}
+
+EXPRESSION_PREDICTOR: Schema = {
+    "model_dir": Param("", "Expression predictor. " + _MODEL_NOTE),
+}
+
+INVERSE_MODEL: Schema = {
+    "mode": Param("coexpression", "coexpression: mirror, and at a peak activation hold the predicted face "
+                                  "until its apex; mimicry: mirror the live face (the paper's baseline).",
+                  choices=("coexpression", "mimicry")),
+    "model_dir": Param("", "Inverse self-model. " + _MODEL_NOTE),
+    "anticipation_config": Param("", "anticipation.yaml whose 'retarget' section sets K. "
+                                     + _CONFIG_NOTE.format("config/anticipation.yaml")),
+    "twin_config": Param("", "Digital twin config giving the robot's resting face and motion bounds for "
+                             "retargeting. " + _CONFIG_NOTE.format("config/face_twin.yaml")),
+    "min_time_to_apex_s": Param(0.0, "Lower bound on a prediction's time to apex.", range=(0.0, 5.0)),
+    "max_time_to_apex_s": Param(2.0, "Upper bound on a prediction's time to apex (a wild prediction must not "
+                                     "park the face).", range=(0.0, 5.0)),
+    "release_after_s": Param(0.0, "Keep a prediction this long after its apex before mirroring again.",
+                             range=(0.0, 5.0)),
+    "mirror_rest": Param("calibrated", "Resting face for mirroring: the detector's first calibration or its "
+                                       "rolling neutral.", choices=("calibrated", "rolling")),
+    "release_when_overtaken": Param(True, "Mirror again as soon as the person gets further along the predicted "
+                                          "expression than the robot's planned motion."),
+    "overtake_margin": Param(0.05, "Margin of that comparison, in units of the predicted displacement.",
+                             range=(0.0, 1.0)),
+}
+
+SERVO_DRIVER: Schema = {
+    "port": Param("/dev/ttyUSB0", "Serial port of the Dynamixel bus (the emulator's link in sim)."),
+    "servo_config": Param("", "Servo table. " + _CONFIG_NOTE.format("config/servos.yaml")),
+    "control_rate_hz": Param(100.0, "Control cycles per second (plan, sync write, sync read).",
+                             range=(1.0, 1000.0)),
+    "diagnostics_rate_hz": Param(1.0, "/diagnostics messages per second.", range=(0.1, 50.0)),
+    "connect_timeout_s": Param(5.0, "On configure, keep trying to open the port this long (a USB adapter "
+                                    "or the emulator may still be coming up).", range=(0.0, 60.0)),
+    "use_execute_at": Param(True, "Honour FaceCommand.execute_at (arrive at the predicted apex); false: "
+                                  "every command moves at full speed."),
+}
+
+FACE_TWIN: Schema = {
+    "twin_config": Param("", "Digital twin config. " + _CONFIG_NOTE.format("config/face_twin.yaml")),
+    "servo_config": Param("", "Servo table turning joint positions into commands. "
+                              + _CONFIG_NOTE.format("config/servos.yaml")),
+    "noise": Param(True, "Add the twin's camera-like measurement noise to the landmarks."),
+    "seed": Param(0, "Seed of the measurement noise.", range=(0, 2**31 - 1)),
+    "rate_hz": Param(30.0, "Most robot-face FaceLandmarks per second (joint states come at the control rate).",
+                     range=(1.0, 1000.0)),
+    "image_rate_hz": Param(10.0, "Rendered face images per second (0: none).", range=(0.0, 60.0)),
+    "image_size": Param(480, "Width and height of the rendered face image in pixels.", range=(64, 2048)),
+    "marker_frame": Param("emo_face", "Frame id of the robot-face markers (twin/markers)."),
+    "marker_scale": Param(0.05, "Metres per face unit in the markers.", range=(0.001, 1.0)),
+    "marker_offset": Param(3.0, "The robot face is drawn this many face units to the right of the human "
+                                "face's markers, so both show side by side.", range=(-100.0, 100.0)),
+}
+
+BABBLER: Schema = {
+    "out": Param("", "Babbling dataset directory (created, or resumed if it exists). Required."),
+    "samples": Param(100, "Total samples the dataset should hold.", range=(1, 10_000_000)),
+    "mode": Param("full", "Which commands move: upper face, lower face or all.", choices=("upper", "lower", "full")),
+    "seed": Param(0, "Command sampling seed.", range=(0, 2**31 - 1)),
+    "babbling_config": Param("", "Constraint and settle config. " + _CONFIG_NOTE.format("config/babbling.yaml")),
+    "servo_config": Param("", "Servo table turning joint positions into present commands. "
+                              + _CONFIG_NOTE.format("config/servos.yaml")),
+    "chunk_size": Param(100, "Samples per dataset chunk.", range=(1, 100_000)),
+    "command_rate_hz": Param(20.0, "The current pose is re-sent this often so the driver's watchdog does not "
+                                   "send the face home while it settles.", range=(1.0, 200.0)),
+    "capture_timeout_s": Param(2.0, "Longest wait for a robot-face FaceLandmarks after settling.",
+                               range=(0.1, 60.0)),
+    "robot_id": Param("emo", "Identifies the robot in the dataset manifest (a resumed run must match)."),
+    "shutdown_when_done": Param(True, "Exit once the dataset holds 'samples' samples."),
+}
+
+SCHEMAS: dict[str, Schema] = {
+    "eye_camera": EYE_CAMERA,
+    "face_landmarks": FACE_LANDMARKS,
+    "peak_activation": PEAK_ACTIVATION,
+    "expression_predictor": EXPRESSION_PREDICTOR,
+    "inverse_model": INVERSE_MODEL,
+    "servo_driver": SERVO_DRIVER,
+    "face_twin": FACE_TWIN,
+    "babbler": BABBLER,
+}
+
+#: Node name (as launched, and as keyed in config/emo_nodes.yaml) -> executable.
+INSTANCES: dict[str, str] = {
+    "left_eye": "eye_camera",
+    "right_eye": "eye_camera",
+    "front_eye": "eye_camera",                   # babbling on the robot: watches the robot's face
+    "face_landmarks": "face_landmarks",
+    "robot_face_landmarks": "face_landmarks",    # ... and finds the robot face's landmarks
+    "peak_activation": "peak_activation",
+    "expression_predictor": "expression_predictor",
+    "inverse_model": "inverse_model",
+    "servo_driver": "servo_driver",
+    "face_twin": "face_twin",
+    "babbler": "babbler",
+}
+
+
+def check_values(schema: Mapping[str, Param], values: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+    """Validate ``values`` against ``schema`` (unknown names, types, ranges, choices)."""
+    unknown = sorted(set(values) - set(schema))
+    if unknown:
+        raise ConfigError(f"{where}unknown parameter(s) {', '.join(unknown)}; known: {', '.join(schema)}")
+    return {name: schema[name].check(name, value) for name, value in values.items()}
+
+
+def declare(node: Any, schema: Mapping[str, Param]) -> dict[str, Any]:
+    """Declare every parameter of ``schema`` on an rclpy node (with descriptions and ranges) and
+    return their values, checked. Overrides come from the node's parameter files (``--params-file``)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+    for name, param in schema.items():
+        descriptor = ParameterDescriptor(name=name, description=param.describe())
+        if param.range is not None:
+            lo, hi = param.range
+            if param.kind is float:
+                descriptor.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+            else:
+                descriptor.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+        if param.choices:
+            descriptor.additional_constraints = f"one of: {', '.join(param.choices)}"
+        node.declare_parameter(name, param.default, descriptor)
+    values = {name: node.get_parameter(name).value for name in schema}
+    values = {k: list(v) if schema[k].kind is list else v for k, v in values.items()}
+    return check_values(schema, values, f"{node.get_name()}: ")

@@ -1,0 +1,110 @@
+"""What every node shares: QoS profiles, the clock adapter, message types and ``main()``.
+
+QoS: camera images and rendered images use the sensor-data profile (best effort, shallow: a late
+frame is worth nothing); landmarks, events, predictions and commands are reliable, depth 10 (a
+lost peak activation is a missed expression); the resting face is latched (transient local) so a
+node that starts late still gets it.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import rclpy
+from emo_core.errors import EmoError
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
+                       qos_profile_sensor_data)
+
+from .conversions import MessageTypes, image_to_msg, msg_to_image, python_message_types
+
+SENSOR_QOS = qos_profile_sensor_data
+RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,
+                          durability=DurabilityPolicy.VOLATILE)
+LATCHED_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+_TYPES: dict[str, MessageTypes] = {}
+
+
+def message_types() -> MessageTypes:
+    """The rosidl Python message classes (one lookup cache per process)."""
+    if "python" not in _TYPES:
+        _TYPES["python"] = python_message_types()
+    return _TYPES["python"]
+
+
+class ImageCodec:
+    """RGB arrays <-> sensor_msgs/Image through cv_bridge when it is installed, else through the
+    plain-numpy conversions (same encodings, same result for rgb8/bgr8/mono8)."""
+
+    def __init__(self) -> None:
+        try:
+            from cv_bridge import CvBridge
+            self._bridge = CvBridge()
+        except ImportError:
+            self._bridge = None
+
+    def encode(self, rgb: Any, header: Any) -> Any:
+        if self._bridge is None:
+            return image_to_msg(message_types(), rgb, header)
+        msg = self._bridge.cv2_to_imgmsg(rgb, encoding="rgb8")
+        msg.header = header
+        return msg
+
+    def decode(self, msg: Any) -> Any:
+        if self._bridge is None:
+            return msg_to_image(msg)
+        return self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8")
+
+
+class RosClock:
+    """``emo_core.clock.Clock`` over a node's clock: seconds of ROS time (sim time aware)."""
+
+    def __init__(self, node: Node) -> None:
+        self._clock = node.get_clock()
+
+    def now(self) -> float:
+        return self._clock.now().nanoseconds * 1e-9
+
+
+def forward_core_logs(level: int = logging.INFO) -> None:
+    """Let ``emo_core``'s logging show on the console next to the node's own log lines."""
+    logging.basicConfig(level=level, format="[%(levelname)s] [%(name)s]: %(message)s")
+
+
+def run(make_node: Callable[[], Any], *, threads: int = 1, args: list[str] | None = None) -> int:
+    """``rclpy.init``, build the node, spin until Ctrl-C or shutdown, then release it cleanly.
+
+    The node may define ``release()``: it runs after spinning stops (even on Ctrl-C, when the ROS
+    context is already gone), for work that must happen without ROS -- homing the servos, closing a
+    camera, flushing a dataset -- and ``exit_status`` (the process's exit code). A user error
+    (``EmoError``: bad parameter, missing file or model) is one log line and exit code 2.
+    """
+    rclpy.init(args=args)
+    forward_core_logs()
+    node = None
+    status = 0
+    executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
+    try:
+        node = make_node()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except EmoError as exc:
+        # A bad parameter, file or model: one clear line, like the emo CLI, not a traceback.
+        logging.getLogger("emo_ros").error("%s", exc)
+        status = 2
+    finally:
+        if node is not None:
+            release = getattr(node, "release", None)
+            if release is not None:
+                release()
+            executor.remove_node(node)
+            node.destroy_node()
+        executor.shutdown()
+        rclpy.try_shutdown()
+    return status or int(getattr(node, "exit_status", 0))
