@@ -201,7 +201,9 @@ class PeakActivationDetector:
         k, n = spec.smooth_frames, len(frames)
         d_now = displacement(np.mean(frames[n - k:], axis=0), self.rest)
         d_past = [displacement(np.mean(frames[n - k - lag:n - lag], axis=0), self.rest) for lag in spec.lags]
-        return float(self.scorer.probability(frame_features(d_now, d_past))[0]), _activity(d_now)
+        pts = spec.points
+        feats = frame_features(d_now[pts], [d[pts] for d in d_past])
+        return float(self.scorer.probability(feats)[0]), _activity(d_now)
 
     def _update_noise(self) -> None:
         if self._quiet_activity:

@@ -10,7 +10,10 @@ Features of frame ``t`` (all causal):
 
 * ``d_t``: the mean of frames t-1 and t (halves the frame jitter) minus the neutral face, with the
   median displacement over the 113 points removed (the coherent jitter of the pose normalization
-  moves every point together; an expression moves a minority of them);
+  moves every point together; an expression moves a minority of them), on the 92 landmarks off
+  the jaw contour (``drop_jaw``: a head turn makes the far-side contour slide -- MediaPipe tracks a
+  silhouette there -- and with the contour in, head turns caused 90 % of the false triggers; the
+  lips still show every jaw drop);
 * ``d_t - d_{t-l}`` for each lag ``l`` in ``spec.lags``: the motion over the last l frames.
 
 ``[d_t, motions]`` -> standardize -> 64 tanh -> 1 logit: "an expression is rising now".
@@ -34,10 +37,11 @@ import numpy as np
 
 from ..errors import InputError, SchemaError
 from ..resources import data_path
-from ..schema import N_LANDMARKS
+from ..schema import N_LANDMARKS, REGIONS
 
 LOG = logging.getLogger(__name__)
 
+NON_JAW = np.setdiff1d(np.arange(N_LANDMARKS), REGIONS["jaw"])
 FORMAT = "emo-detector-scorer"
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "detector.safetensors"
@@ -52,6 +56,7 @@ class ScorerSpec:
     lags: tuple[int, ...] = (3,)
     hidden: int = 64
     calibration_frames: int = 8
+    drop_jaw: bool = True           # leave the jaw contour out of the features (head turns slide it)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lags", tuple(int(v) for v in self.lags))
@@ -64,8 +69,13 @@ class ScorerSpec:
         return self.smooth_frames + max(self.lags)
 
     @property
+    def points(self) -> np.ndarray:
+        """Canonical landmarks the features use."""
+        return NON_JAW if self.drop_jaw else np.arange(N_LANDMARKS)
+
+    @property
     def n_features(self) -> int:
-        return 2 * N_LANDMARKS * (1 + len(self.lags))
+        return 2 * len(self.points) * (1 + len(self.lags))
 
 
 def displacement(smoothed: np.ndarray, neutral: np.ndarray) -> np.ndarray:
@@ -79,7 +89,7 @@ def sequence_features(xy: np.ndarray, neutral: np.ndarray, spec: ScorerSpec) -> 
     k = spec.smooth_frames
     padded = np.concatenate([np.repeat(xy[:1], k - 1, axis=0), xy], axis=0)
     smoothed = np.stack([padded[i:i + len(xy)] for i in range(k)]).mean(axis=0)
-    d = displacement(smoothed, neutral)
+    d = displacement(smoothed, neutral)[:, spec.points]
     blocks = [d.reshape(len(d), -1)]
     for lag in spec.lags:
         past = np.concatenate([np.repeat(d[:1], lag, axis=0), d[:-lag]], axis=0)
@@ -187,7 +197,8 @@ def expression_start(seq: Any, fraction: float = 0.03) -> int:
 
 
 def train_scorer(sequences: Sequence[Any], spec: ScorerSpec | None = None, *, epochs: int = 15,
-                 seed: int = 0, threads: int = 1, progress: bool = False) -> ExpressionScorer:
+                 seed: int = 0, threads: int = 1, progress: bool = False,
+                 distractor_weight: float = 1.0) -> ExpressionScorer:
     """Fit the scorer on sequences with ground truth (synthetic people): weighted BCE, Adam."""
     import torch
     from torch import nn
@@ -201,6 +212,8 @@ def train_scorer(sequences: Sequence[Any], spec: ScorerSpec | None = None, *, ep
             continue
         neutral = np.median(xy[:spec.calibration_frames], axis=0)
         y, w = frame_labels(seq, spec)
+        if int(getattr(seq, "apex_frame", -1)) < 0:
+            w = w * distractor_weight      # distractor-only footage: where false triggers come from
         keep = w > 0
         feats.append(sequence_features(xy, neutral, spec)[keep])
         labels.append(y[keep])
@@ -220,11 +233,13 @@ def train_scorer(sequences: Sequence[Any], spec: ScorerSpec | None = None, *, ep
     xt = torch.from_numpy(((x - mean) / std).astype(np.float32))
     yt = torch.from_numpy(y)
     pos_weight = torch.tensor(float((1 - y).sum() / max(y.sum(), 1.0)))
+    wt = torch.from_numpy(np.concatenate(weights).astype(np.float32))
     for _ in tqdm(range(epochs), desc="train detector", disable=not progress, unit="epoch", leave=False):
         order = torch.from_numpy(rng.permutation(len(xt)))
         for start in range(0, len(order), 512):
             b = order[start:start + 512]
-            loss = nn.functional.binary_cross_entropy_with_logits(net(xt[b])[:, 0], yt[b], pos_weight=pos_weight)
+            loss = nn.functional.binary_cross_entropy_with_logits(net(xt[b])[:, 0], yt[b], weight=wt[b],
+                                                                  pos_weight=pos_weight)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -61,6 +61,15 @@ def _train(args: argparse.Namespace) -> int:
     print(f"saved {args.arch} predictor to {out}: validation MAE {m['val_mae']:.4f} "
           f"(mimicry {m['val_mimicry_mae']:.4f}), time-to-apex MAE {m['val_tta_mae_ms']:.0f} ms, "
           f"best epoch {m['best_epoch']}")
+    if not args.no_detector:
+        from ..anticipation.scorer import ScorerSpec, train_scorer
+
+        spec = ScorerSpec(calibration_frames=config.detector.calibration_frames)
+        scorer = train_scorer(sequences, spec, epochs=args.detector_epochs, seed=args.seed,
+                              threads=args.threads, progress=not args.quiet)
+        scorer.card["source"] = {"file": Path(args.data).name, "command": "emo train predictor"}
+        scorer.save(out)
+        print(f"saved the detector's rising-edge scorer to {out} ({scorer.card['frames']} frames)")
     return 0
 
 
@@ -68,14 +77,16 @@ def _eval(args: argparse.Namespace) -> int:
     from ..anticipation.dataset import load_sequences
     from ..anticipation.evaluate import EvalConfig, evaluate, plot_errors
     from ..anticipation.predictor import ExpressionPredictor
+    from ..anticipation.scorer import ExpressionScorer
 
     config = _config(args)
     predictor = ExpressionPredictor.load(args.model)
     sequences = load_sequences(args.data)
     inverse, twin = _robot(args)
+    scorer = ExpressionScorer.load(args.model)
     result, errors = evaluate(sequences, predictor, inverse, twin,
                               EvalConfig(threshold=args.threshold, seed=args.seed, peak=config.peak,
-                                         detector=config.detector, retarget=config.retarget))
+                                         detector=config.detector, retarget=config.retarget), scorer)
     if args.plots:
         result["plots"] = [str(plot_errors(errors, Path(args.plots) / "fig4b_predictor.png"))]
     if args.json:
@@ -162,6 +173,8 @@ def register(registry) -> None:
     p.add_argument("--cv", choices=("video", "participant"), default=None,
                    help="run k-fold cross-validation instead (writes cv_<by>.json into --out)")
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--no-detector", action="store_true", help="do not train the detector's scorer")
+    p.add_argument("--detector-epochs", type=int, default=15, help="epochs of the detector's scorer")
     p.add_argument("--config", default=None, help="anticipation.yaml (default: the project's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
