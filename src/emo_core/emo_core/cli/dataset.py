@@ -1,0 +1,61 @@
+"""``emo dataset from-bag``: ROS 2 bags (sqlite3 or mcap) -> babbling or human-sequence datasets.
+
+    ros2 bag record -s mcap -o run1 /emo/face/command /emo/twin/landmarks /emo/joint_states
+    emo dataset from-bag run1 --out data/babble/from_ros            # babbling (auto-detected)
+    emo dataset from-bag session1 session2 --out data/people --subject alice
+
+No ROS needed: bags are read with rosbags and the project's message definitions (see
+``emo_core.datasets.bags`` for how poses, faces and sequences are paired).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..datasets.bags import BagTopics, dataset_from_bags
+
+
+def _from_bag(args: argparse.Namespace) -> int:
+    topics = BagTopics(landmarks=args.landmarks_topic, command=args.command_topic, robot_face=args.robot_face_topic,
+                       joint_states=args.joint_states_topic)
+    report = dataset_from_bags(args.bags, args.out, args.kind, topics=topics, mode=args.mode, seed=args.seed,
+                               robot_id=args.robot_id, babbling_config=args.babbling_config,
+                               servo_config=args.servo_config, subject=args.subject, label=args.label,
+                               max_gap_s=args.max_gap)
+    storages = ", ".join(sorted(set(report.storages)))
+    if report.kind == "babbling":
+        print(f"{report.out}: babbling dataset, {report.samples} samples from {len(report.bags)} bag(s) ({storages})"
+              + (f"; {report.skipped} pose(s) without a robot face left out" if report.skipped else ""))
+    else:
+        print(f"{report.out}: {report.sequences} human sequence(s), {report.frames} frames from "
+              f"{len(report.bags)} bag(s) ({storages})")
+    return 0
+
+
+def register(registry) -> None:
+    registry.group("dataset", "inspect and convert datasets")
+    p = registry.command("dataset from-bag", "ROS 2 bags (sqlite3 or mcap) -> a babbling or human-sequence dataset",
+                         _from_bag)
+    defaults = BagTopics()
+    p.add_argument("bags", nargs="+", type=Path, metavar="BAG_DIR", help="rosbag2 directories (with metadata.yaml)")
+    p.add_argument("--out", type=Path, required=True,
+                   help="output directory: the babbling dataset itself, or where human_sequences.npz goes")
+    p.add_argument("--kind", choices=("auto", "babbling", "human"), default="auto",
+                   help="auto (default): babbling when the bags hold FaceCommands with source BABBLE")
+    p.add_argument("--landmarks-topic", default=defaults.landmarks, help="human FaceLandmarks (metric space)")
+    p.add_argument("--command-topic", default=defaults.command, help="FaceCommand topic (babbling poses)")
+    p.add_argument("--robot-face-topic", default=defaults.robot_face,
+                   help="robot-space FaceLandmarks of the robot's own face (default: the twin's)")
+    p.add_argument("--joint-states-topic", default=defaults.joint_states,
+                   help="JointState of the servos: the present commands of each sample, when recorded")
+    p.add_argument("--mode", choices=("upper", "lower", "full"), default=None,
+                   help="babbling mode for the manifest (default: inferred from which commands moved)")
+    p.add_argument("--seed", type=int, default=0, help="babbling seed for the manifest (the babbler node's)")
+    p.add_argument("--robot-id", default="emo", help="robot id for the manifest (the babbler node's robot_id)")
+    p.add_argument("--babbling-config", type=Path, default=None,
+                   help="constraint/settle config the run used (default config/babbling.yaml)")
+    p.add_argument("--servo-config", type=Path, default=None, help="servo table (default config/servos.yaml)")
+    p.add_argument("--subject", default="", help="human sequences: subject id (default: the bag's name)")
+    p.add_argument("--label", default="unknown", help="human sequences: expression label")
+    p.add_argument("--max-gap", type=float, default=1.0,
+                   help="human sequences: a new sequence starts where stamps jump by more than this (s)")
