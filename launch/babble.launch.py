@@ -32,7 +32,7 @@ def launch_setup(context: LaunchContext) -> list:
         actions += emulator
         driver_overrides["port"] = link
         actions.append(node("face_twin", "face_twin", [params]))
-        robot_face = "twin/landmarks"
+        robot_face, face_kind = "twin/landmarks", "twin"
     else:
         # A camera in front of the robot watches its face; its landmarks are in robot space.
         actions += lifecycle_node("eye_camera", "front_eye", [params, {"camera": "front"}])
@@ -40,11 +40,12 @@ def launch_setup(context: LaunchContext) -> list:
                             remappings=[("face/landmarks", "robot_face/landmarks"),
                                         ("face/debug_image", "robot_face/debug_image"),
                                         ("face/markers", "robot_face/markers")]))
-        robot_face = "robot_face/landmarks"
+        robot_face, face_kind = "robot_face/landmarks", "camera"
     actions += lifecycle_node("servo_driver", "servo_driver", [params, driver_overrides])
 
     babbler = node("babbler", "babbler",
-                   [params, {"out": arg["out"], "samples": int(arg["samples"]), "mode": arg["mode"]}],
+                   [params, {"out": arg["out"], "samples": int(arg["samples"]), "mode": arg["mode"],
+                             "robot_face": face_kind}],
                    remappings=[("robot_face/landmarks", robot_face)])
     actions.append(babbler)
     # The dataset is complete (or babbling failed): end the whole launch.

@@ -81,7 +81,7 @@ def _babble_run(store, twin, table, n_poses: int = 6, seed: int = 3):
     """What `ros2 bag record` sees of a babbling run: each pose re-sent while it settles, joint
     states at 100 Hz, the twin's face at 30 Hz; returns the messages and the expected samples."""
     rng = np.random.default_rng(seed)
-    calm = twin.calm_commands()
+    calm = table.home_commands()          # the babbler's calm face (as selfmodel.hardware.ServoRobot)
     messages, expected = [], []
     t = T0
     for _ in range(n_poses):
@@ -103,7 +103,8 @@ def _babble_run(store, twin, table, n_poses: int = 6, seed: int = 3):
         expected.append((pose.astype(np.float32), last))
         t += 0.4
     # Commands of the coexpression graph on the same topic are not babbling and must be ignored.
-    messages.append(("/emo/face/command", "emo_msgs/msg/FaceCommand", _ns(t), _command(store, t, calm, source=1)))
+    messages.append(("/emo/face/command", "emo_msgs/msg/FaceCommand", _ns(t),
+                     _command(store, t, twin.calm_commands(), source=1)))
     return sorted(messages, key=lambda m: m[2]), expected
 
 
@@ -138,7 +139,10 @@ def test_babbling_bag_round_trip(tmp_path, store, twin, table, storage):
     data = BabblingDataset.open(tmp_path / "out")
     arrays = data.arrays()
     assert data.mode == "lower"                                   # only lower-face commands moved
-    assert data.info["robot"] == {"kind": "ros", "robot_id": "emo"}
+    robot = data.info["robot"]
+    assert (robot["kind"], robot["robot_id"], robot["face"]) == ("ros", "emo", "twin")
+    from emo_core.selfmodel.robot import twin_config_hash
+    assert robot["config_hash"] == twin_config_hash(twin)         # the face the data shows: the twin
     np.testing.assert_array_equal(arrays.commands, np.stack([c for c, _ in expected]))
     np.testing.assert_allclose(arrays.landmarks, np.stack([f for _, f in expected]), atol=1e-6)
     # present commands came back through the joint states and the servo table (tick rounding only)
@@ -168,10 +172,10 @@ def test_unsettled_when_the_face_came_too_early(tmp_path, store, twin, table):
     assert not any(s.settled for s in samples)        # faces came < 0.4 s after each pose
 
 
-def test_infer_mode(twin):
+def test_infer_mode(table):
     from emo_core.datasets.bags import BabbleSample
 
-    calm = twin.calm_commands()
+    calm = table.home_commands().astype(np.float32)
     def sample(delta: np.ndarray) -> BabbleSample:
         return BabbleSample(calm + delta, calm, np.zeros((N_LANDMARKS, 2), np.float32), True)
     upper, lower = np.zeros(11, np.float32), np.zeros(11, np.float32)

@@ -19,6 +19,7 @@ import numpy as np
 import rclpy
 from rclpy.node import Node
 
+from emo_core.datasets.bags import ros_robot_description
 from emo_core.errors import ConfigError, EmoError
 from emo_core.pipeline.core import FaceCommand, Source
 from emo_core.schema import COMMAND_NAMES
@@ -46,9 +47,12 @@ class BabblerNode(Node):
         self.exit_status = 0
         self.table = ServoTable.load(p["servo_config"] or None)
         self.constraints = ConstraintFunction(ConstraintConfig.from_yaml(p["babbling_config"] or None))
+        twin = DigitalTwin(p["twin_config"] or None) if p["robot_face"] == "twin" else None
+        # The calm face and the manifest's robot as the in-process servo babbler has them
+        # (emo_core.selfmodel.hardware.ServoRobot), so both write interchangeable datasets.
         self.robot = TopicFaceRobot(self.send, self.constraints.config.settle, RosClock(self), time.sleep,
-                                    DigitalTwin(noise_std=0.0).calm_commands(),
-                                    {"kind": "ros", "robot_id": p["robot_id"]}, p["capture_timeout_s"])
+                                    self.table.home_commands(), ros_robot_description(self.table, p["robot_id"], twin),
+                                    p["capture_timeout_s"])
         self.command_pub = self.create_publisher(self.types.cls("emo_msgs/msg/FaceCommand"), "face/command",
                                                  RELIABLE_QOS)
         self.create_subscription(self.types.cls("sensor_msgs/msg/JointState"), "joint_states", self.on_joints,

@@ -50,7 +50,7 @@ _NUMPY_BASE = {"float32": np.float32, "float64": np.float64, "int8": np.int8, "u
 class MessageTypes:
     """Message classes of one backend plus its conventions (see the module docstring).
 
-    ``lookup("pkg/msg/Name")`` returns the class; ``sequence(np_array)`` makes an unbounded
+    ``lookup("std_msgs/msg/Header")`` returns the class; ``sequence(np_array)`` makes an unbounded
     numeric sequence field; ``byte(int)`` a ``byte`` field; ``defaults(name)`` the default value of
     every field of a class, for backends whose constructors need all of them (``None``: not needed).
     """
@@ -68,11 +68,12 @@ class MessageTypes:
             self._classes[name] = self._lookup(name)
         return self._classes[name]
 
-    def new(self, name: str, **fields: Any) -> Any:
-        """An instance of ``name`` with ``fields`` set and every other field at its default."""
+    def new(self, typename: str, /, **fields: Any) -> Any:
+        """An instance of ``typename`` with ``fields`` set and every other field at its default
+        (positional-only: messages have fields called ``name``)."""
         if self._defaults is not None:
-            fields = {**self._defaults(name), **fields}
-        return self.cls(name)(**fields)
+            fields = {**self._defaults(typename), **fields}
+        return self.cls(typename)(**fields)
 
 
 def python_message_types() -> MessageTypes:

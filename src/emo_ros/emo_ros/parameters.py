@@ -161,6 +161,11 @@ BABBLER: Schema = {
     "capture_timeout_s": Param(2.0, "Longest wait for a robot-face FaceLandmarks after settling.",
                                range=(0.1, 60.0)),
     "robot_id": Param("emo", "Identifies the robot in the dataset manifest (a resumed run must match)."),
+    "robot_face": Param("camera", "What shows the robot's face: a camera watching the real face, or the digital "
+                                  "twin (sim; the manifest then identifies the robot by the twin's config).",
+                        choices=("camera", "twin")),
+    "twin_config": Param("", "The twin's config when robot_face is twin (the face_twin node's). "
+                             + _CONFIG_NOTE.format("config/face_twin.yaml")),
     "shutdown_when_done": Param(True, "Exit once the dataset holds 'samples' samples."),
 }
 

@@ -19,7 +19,8 @@ def _from_bag(args: argparse.Namespace) -> int:
     topics = BagTopics(landmarks=args.landmarks_topic, command=args.command_topic, robot_face=args.robot_face_topic,
                        joint_states=args.joint_states_topic)
     report = dataset_from_bags(args.bags, args.out, args.kind, topics=topics, mode=args.mode, seed=args.seed,
-                               robot_id=args.robot_id, babbling_config=args.babbling_config,
+                               robot_id=args.robot_id, robot_face=args.robot_face, twin_config=args.twin_config,
+                               babbling_config=args.babbling_config,
                                servo_config=args.servo_config, subject=args.subject, label=args.label,
                                max_gap_s=args.max_gap)
     storages = ", ".join(sorted(set(report.storages)))
@@ -52,6 +53,10 @@ def register(registry) -> None:
                    help="babbling mode for the manifest (default: inferred from which commands moved)")
     p.add_argument("--seed", type=int, default=0, help="babbling seed for the manifest (the babbler node's)")
     p.add_argument("--robot-id", default="emo", help="robot id for the manifest (the babbler node's robot_id)")
+    p.add_argument("--robot-face", choices=("twin", "camera"), default="twin",
+                   help="what showed the robot's face: the digital twin (sim, default) or a camera (the robot)")
+    p.add_argument("--twin-config", type=Path, default=None,
+                   help="twin config of a sim run (identifies the robot; default config/face_twin.yaml)")
     p.add_argument("--babbling-config", type=Path, default=None,
                    help="constraint/settle config the run used (default config/babbling.yaml)")
     p.add_argument("--servo-config", type=Path, default=None, help="servo table (default config/servos.yaml)")

@@ -296,6 +296,22 @@ def _present(joints: list[Any], joint_t: np.ndarray, t: float, table: Any) -> np
     return table.ticks_to_commands(ticks).astype(np.float32)
 
 
+def ros_robot_description(table: Any, robot_id: str = "emo", twin: Any = None) -> dict[str, Any]:
+    """The manifest's ``robot`` for babbling through the ROS graph (the ``babbler`` node and bags of
+    it): like ``selfmodel.hardware.ServoRobot``, ``config_hash`` identifies the face the data shows --
+    the digital twin's configuration in sim (``twin``), else the servo table (a camera watched the
+    real face)."""
+    from ..selfmodel.hardware import servo_table_hash
+    from ..selfmodel.robot import twin_config_hash
+
+    table_hash = servo_table_hash(table)
+    info: dict[str, Any] = {"kind": "ros", "robot_id": str(robot_id), "servo_table_hash": table_hash,
+                            "config_hash": table_hash}
+    if twin is not None:
+        info.update(config_hash=twin_config_hash(twin), face="twin")
+    return info
+
+
 def infer_mode(samples: Sequence[BabbleSample], calm: np.ndarray, tolerance: float = 1e-4) -> str:
     """"upper", "lower" or "full": which commands left the calm face in the run."""
     moved = np.any(np.abs(np.stack([s.commands for s in samples]) - calm) > tolerance, axis=0)
@@ -305,17 +321,21 @@ def infer_mode(samples: Sequence[BabbleSample], calm: np.ndarray, tolerance: flo
 
 
 def babbling_dataset(paths: Sequence[str | Path], out: str | Path, topics: BagTopics = BagTopics(),
-                     mode: str | None = None, seed: int = 0, robot_id: str = "emo",
-                     babbling_config: str | Path | None = None, servo_config: str | Path | None = None,
-                     chunk_size: int = 100) -> BagReport:
+                     mode: str | None = None, seed: int = 0, robot_id: str = "emo", robot_face: str = "twin",
+                     twin_config: str | Path | None = None, babbling_config: str | Path | None = None,
+                     servo_config: str | Path | None = None, chunk_size: int = 100) -> BagReport:
     """Babbling bags -> a babbling dataset directory ``out`` (which must be new or empty).
 
-    The manifest records what the ``babbler`` node records (robot ``{"kind": "ros", "robot_id"}``,
-    the twin's calm face, the constraint config), so the dataset is the one the node would write.
+    The manifest records what the ``babbler`` node records (:func:`ros_robot_description`, the servo
+    table's home face as the calm face, the constraint config), so the dataset is the one the node
+    would have written. ``robot_face``: "twin" (sim; ``twin_config`` identifies it) or "camera".
     """
     from ..selfmodel.constraints import ConstraintConfig
     from ..servo.table import ServoTable
     from ..twin import DigitalTwin
+
+    if robot_face not in ("twin", "camera"):
+        raise InputError(f"robot_face must be 'twin' or 'camera', got {robot_face!r}")
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -332,9 +352,10 @@ def babbling_dataset(paths: Sequence[str | Path], out: str | Path, topics: BagTo
         report.storages.append(bag_storage(path))
     if not samples:
         raise InputError("no babbling pose could be paired with a robot face")
-    calm = DigitalTwin(noise_std=0.0).calm_commands()
+    calm = table.home_commands()
     mode = mode or infer_mode(samples, calm)
-    header = BabblingHeader(mode=mode, seed=seed, robot={"kind": "ros", "robot_id": robot_id},
+    twin = DigitalTwin(twin_config) if robot_face == "twin" else None
+    header = BabblingHeader(mode=mode, seed=seed, robot=ros_robot_description(table, robot_id, twin),
                             calm_commands=[float(v) for v in calm], constraints=constraints.to_dict(),
                             constraints_fingerprint=constraints.fingerprint(), chunk_size=chunk_size)
     with BabblingWriter(out, header, flush_every=chunk_size) as writer:
@@ -351,8 +372,8 @@ def dataset_from_bags(paths: Sequence[str | Path], out: str | Path, kind: str = 
     topics = options.pop("topics", BagTopics())
     kind = detect_kind(paths, topics) if kind == "auto" else kind
     if kind == "babbling":
-        keep = {k: v for k, v in options.items() if k in ("mode", "seed", "robot_id", "babbling_config",
-                                                          "servo_config", "chunk_size")}
+        keep = {k: v for k, v in options.items() if k in ("mode", "seed", "robot_id", "robot_face", "twin_config",
+                                                          "babbling_config", "servo_config", "chunk_size")}
         return babbling_dataset(paths, out, topics, **keep)
     if kind == "human":
         keep = {k: v for k, v in options.items() if k in ("subject", "label", "max_gap_s")}
