@@ -16,7 +16,7 @@ LIPS = REGIONS["lips"]
 class LipScorer:
     """Scripted scorer: 'rising' when the lips moved up by > 0.01 over the last 3 frames."""
 
-    spec = ScorerSpec(smooth_frames=1, lags=(3,), hidden=1)
+    spec = ScorerSpec(smooth_frames=1, lags=(3,), hidden=1, drop_jaw=False)
 
     def probability(self, feats: np.ndarray) -> np.ndarray:
         motion = feats[0, 226:].reshape(113, 2)
