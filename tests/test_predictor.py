@@ -144,3 +144,47 @@ def test_bad_inputs_are_refused(trained: ExpressionPredictor):
     with pytest.raises(InputError, match="resting face"):
         trained.predict(np.zeros((4, 113, 2)))
     assert trained.predict(np.zeros((4, 113, 3)), np.zeros((113, 3))).target.shape == (113, 2)  # z ignored
+
+
+# ----------------------------------------------------------------------------------------- CLI
+
+@pytest.fixture(scope="module")
+def people_file(tmp_path_factory):
+    from emo_core.people.generator import generate
+
+    path = tmp_path_factory.mktemp("people") / "people.npz"
+    generate(4, 8, seed=5, distractor_fraction=0.25).save(path)
+    return path
+
+
+def test_cli_train_then_eval_json(people_file, tmp_path, capsys):
+    from emo_core.cli import main
+
+    out = tmp_path / "model"
+    assert main(["train", "predictor", "--data", str(people_file), "--out", str(out), "--epochs", "2",
+                 "--pairs-per-epoch", "512", "--hidden", "32", "--detector-epochs", "1", "--quiet"]) == 0
+    assert {p.name for p in out.iterdir()} >= {"model.safetensors", "card.json", "detector.safetensors",
+                                               "detector.json"}
+    capsys.readouterr()
+    assert main(["eval", "predictor", "--data", str(people_file), "--model", str(out), "--json",
+                 "--plots", str(tmp_path / "plots")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for key in ("model", "mimicry", "random"):
+        assert result[key]["mae"] > 0
+    assert set(result["confusion"]) >= {"tp", "fn", "fp", "tn", "accuracy", "ppv", "sensitivity", "fpr", "for"}
+    assert result["confusion"]["tp"] + result["confusion"]["fn"] + result["confusion"]["fp"] \
+        + result["confusion"]["tn"] == 11 * result["n"]
+    assert result["time_to_apex"]["mae_ms"] >= 0
+    assert set(result["detector"]) >= {"fired_before_half_onset", "false_triggers_per_minute"}
+    assert result["n"] > 0 and (tmp_path / "plots" / "fig4b_predictor.png").stat().st_size > 0
+
+
+def test_cli_errors_exit_2(people_file, tmp_path, capsys):
+    from emo_core.cli import main
+
+    assert main(["train", "predictor", "--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "m")]) == 2
+    assert main(["eval", "predictor", "--data", str(people_file), "--model", str(tmp_path / "none")]) == 2
+    assert "emo: error:" in capsys.readouterr().err
+    assert main(["dataset", "peaks", "--data", str(people_file), "--index", "0"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["peak_frame"] <= row["target_frame"] or not row["expression"]

@@ -193,10 +193,15 @@ class NumpyForward:
             self.w = [np.ascontiguousarray(sd[f"fc.{i}.weight"].T) for i in range(8)]
             self.b = [sd[f"fc.{i}.bias"] for i in range(8)]
             return
-        # Fold the input standardization into fc1 and the output scaling into ``out``.
+        # Fold the input standardization into fc1 and the output scaling into ``out``. The features
+        # are (frames - rest, rest); since fc1 is linear, split it into a part on the raw frames and
+        # a part on the rest face (minus the frame blocks' sum): two matmuls, no feature copy.
         inv = 1.0 / sd["x_std"]
-        w1 = sd["fc1.weight"] * inv[None, :]
-        self.w1 = np.ascontiguousarray(w1.T)
+        w1 = sd["fc1.weight"] * inv[None, :]                       # (H, 1130)
+        frames_part = w1[:, :IN_DIM]
+        rest_part = w1[:, IN_DIM:] - frames_part.reshape(len(w1), N_INPUT, OUT_DIM).sum(axis=1)
+        self.w1x = np.ascontiguousarray(frames_part.T)             # (904, H)
+        self.w1r = np.ascontiguousarray(rest_part.T)               # (226, H)
         self.b1 = (sd["fc1.bias"] - w1 @ sd["x_mean"]).astype(np.float32)
         self.w2 = np.ascontiguousarray(sd["fc2.weight"].T)
         self.b2 = sd["fc2.bias"]
@@ -211,14 +216,20 @@ class NumpyForward:
         self.b3 = b3.astype(np.float32)
 
     def __call__(self, x: np.ndarray, rest: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """x (B, 4, 226) float32 frames (flattened per frame), rest (B, 226) -> (targets (B, 226), tta (B,))."""
+        """x (B, 904) float32 frames (flattened, oldest first), rest (B, 226) -> (targets (B, 226), tta (B,))."""
         if self.kind == "paper":
-            return self._paper(x.reshape(len(x), IN_DIM)), np.full(len(x), self.prior_tta, np.float32)
-        feats = np.concatenate([(x - rest[:, None]).reshape(len(x), IN_DIM), rest], axis=1)
-        h = np.maximum(feats @ self.w1 + self.b1, 0.0)
-        h = np.maximum(h @ self.w2 + self.b2, 0.0)
-        out = h @ self.w3 + self.b3
-        return x.mean(axis=1) + out[:, :OUT_DIM], out[:, OUT_DIM]
+            return self._paper(x), np.full(len(x), self.prior_tta, np.float32)
+        h = x @ self.w1x
+        h += rest @ self.w1r
+        h += self.b1
+        np.maximum(h, 0.0, out=h)
+        h = h @ self.w2
+        h += self.b2
+        np.maximum(h, 0.0, out=h)
+        out = h @ self.w3
+        out += self.b3
+        base = x[:, :OUT_DIM] + x[:, OUT_DIM:2 * OUT_DIM] + x[:, 2 * OUT_DIM:3 * OUT_DIM] + x[:, 3 * OUT_DIM:]
+        return base * np.float32(0.25) + out[:, :OUT_DIM], out[:, OUT_DIM]
 
     def _paper(self, x: np.ndarray) -> np.ndarray:
         h = x
@@ -275,7 +286,7 @@ class ExpressionPredictor:
         """Four (113, 2|3) metric frames (oldest first) and the (113, 2|3) resting face -> Prediction."""
         x = _check_frames(frames)
         r = self._check_rest(rest, 1)
-        target, tta = self.fast(x.reshape(1, N_INPUT, OUT_DIM), r)
+        target, tta = self.fast(x.reshape(1, IN_DIM), r)
         return Prediction(target=target.reshape(N_LANDMARKS, 2), time_to_apex=max(float(tta[0]), 0.0))
 
     def predict_event(self, event: Any) -> Prediction:
@@ -290,7 +301,7 @@ class ExpressionPredictor:
         if not np.all(np.isfinite(x)):
             raise InputError("predictor input contains NaN or inf")
         r = self._check_rest(rest, len(x))
-        target, tta = self.fast(np.ascontiguousarray(x.reshape(len(x), N_INPUT, OUT_DIM)), r)
+        target, tta = self.fast(np.ascontiguousarray(x.reshape(len(x), IN_DIM)), r)
         return target.reshape(len(x), N_LANDMARKS, 2), np.maximum(tta, 0.0)
 
     def predict_torch(self, frames: np.ndarray, rest: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -312,15 +323,17 @@ class ExpressionPredictor:
         if rest is None:
             raise InputError("this predictor needs the resting face (PeakEvent.rest)")
         r = np.asarray(rest, dtype=np.float32)
-        if r.shape[-2:] in ((N_LANDMARKS, 3),):
+        if r.shape[-1] == 3 and r.shape[-2:] == (N_LANDMARKS, 3):
             r = r[..., :2]
         if r.shape == (N_LANDMARKS, 2):
-            r = np.broadcast_to(r, (n, N_LANDMARKS, 2))
-        if r.shape != (n, N_LANDMARKS, 2):
+            r = r.reshape(1, OUT_DIM) if n == 1 else np.broadcast_to(r.reshape(1, OUT_DIM), (n, OUT_DIM))
+        elif r.shape == (n, N_LANDMARKS, 2):
+            r = r.reshape(n, OUT_DIM)
+        else:
             raise InputError(f"rest face must be (113, 2) or ({n}, 113, 2), got {np.shape(rest)}")
-        if not np.all(np.isfinite(r)):
+        if not np.isfinite(r).all():
             raise InputError("rest face contains NaN or inf")
-        return np.ascontiguousarray(r.reshape(n, OUT_DIM))
+        return np.ascontiguousarray(r)
 
     # -- files
     def save(self, directory: str | Path) -> Path:
@@ -376,10 +389,11 @@ def _read_card(path: Path) -> dict[str, Any]:
 
 def _check_frames(frames: np.ndarray) -> np.ndarray:
     x = np.asarray(frames, dtype=np.float32)
-    if x.ndim != 3 or x.shape[0] != N_INPUT or x.shape[1] != N_LANDMARKS or x.shape[2] not in (2, 3):
-        raise InputError(f"predictor input must be (4, 113, 2|3), got {x.shape}")
-    x = np.ascontiguousarray(x[..., :2])
-    if not np.all(np.isfinite(x)):
+    if x.shape != (N_INPUT, N_LANDMARKS, 2):
+        if x.shape != (N_INPUT, N_LANDMARKS, 3):
+            raise InputError(f"predictor input must be (4, 113, 2|3), got {x.shape}")
+        x = np.ascontiguousarray(x[..., :2])
+    if not np.isfinite(x).all():
         raise InputError("predictor input contains NaN or inf")
     return x
 

@@ -7,7 +7,8 @@ Measured side by side (interleaved) in one run:
   one sample (``torch.no_grad``), the reference the paper's ~1.5 ms (650 fps) corresponds to;
 * ``pipeline``: predictor + retarget (eq. 1-2) + the shipped inverse model's fast path;
 * ``pipeline_paper_torch``: the paper predictor + the paper inverse architecture (226-1024-512-11,
-  ReLU + batch norm, sigmoid), both eager PyTorch on one sample (the paper's "2 ms").
+  ReLU + batch norm, sigmoid), both eager PyTorch on one sample (the paper's "2 ms");
+* ``detector``: one ``PeakActivationDetector.update`` per frame (armed, scoring every frame).
 
 Ratios: ``predictor_vs_paper`` and ``predict_inverse_vs_paper`` (ours / paper's, lower is better).
 Untrained weights are used for the paper architectures: speed does not depend on their values.
@@ -30,7 +31,15 @@ def _sample(predictor) -> np.ndarray:
     return (base[None] + steps).astype(np.float32)
 
 
+def _stream(rest: np.ndarray) -> np.ndarray:
+    """A quiet face with frame jitter (the detector scores every frame; it never fires on it)."""
+    rng = np.random.default_rng(1)
+    return (rest[None] + rng.normal(scale=0.003, size=(300, 113, 2))).astype(np.float32)
+
+
 def run(quick: bool = False) -> BenchResult:
+    from ..anticipation.config import load_anticipation_config
+    from ..anticipation.detector import PeakActivationDetector
     from ..anticipation.predictor import ExpressionPredictor, PaperPredictor
     from ..anticipation.retarget import Retargeter
     from ..selfmodel.inverse import InverseModel
@@ -66,9 +75,18 @@ def run(quick: bool = False) -> BenchResult:
             with torch.no_grad():
                 return paper_inv(paper_pred(x_t).reshape(1, -1))
 
+        detector = PeakActivationDetector(load_anticipation_config().detector)
+        stream = _stream(frames[0])
+        tick = iter(range(10**9))
+
+        def detect() -> object:
+            i = next(tick)
+            return detector.update(stream[i % len(stream)], i / 30.0)
+
         repeats = 300 if quick else 3000
         times = interleaved({"predictor": ours_predict, "predictor_paper_torch": paper_predict,
-                             "pipeline": ours_pipeline, "pipeline_paper_torch": paper_pipeline},
+                             "pipeline": ours_pipeline, "pipeline_paper_torch": paper_pipeline,
+                             "detector": detect},
                             repeats=repeats, warmup=50)
     finally:
         torch.set_num_threads(threads)
@@ -76,6 +94,7 @@ def run(quick: bool = False) -> BenchResult:
     figures: dict = {f"{name}_ms": s for name, s in stats.items()}
     figures["predictor_p50_us"] = stats["predictor"]["p50"] * 1e3
     figures["pipeline_p50_us"] = stats["pipeline"]["p50"] * 1e3
+    figures["detector_p50_us"] = stats["detector"]["p50"] * 1e3
     figures["predictor_architecture"] = predictor.architecture
     figures["targets"] = "predictor p50 <= 50 us (paper ~1.5 ms); predictor+retarget+inverse <= 100 us (paper 2 ms)"
     ratios = {"predictor_vs_paper": stats["predictor"]["p50"] / stats["predictor_paper_torch"]["p50"],
