@@ -330,6 +330,18 @@ def test_robot_intensity_projects_on_the_reference_and_ignores_the_eyes(twin) ->
     assert biased == pytest.approx([0.0, 0.5, 1.0], abs=1e-6)
 
 
+def test_smoothing_is_centred_and_removes_single_spikes() -> None:
+    from emo_core.pipeline.synchrony import smooth
+
+    t = np.arange(0, 2.0, 0.01)
+    ramp = np.clip(t - 0.5, 0, 1.0)
+    assert crossing_time(t, smooth(t, ramp)) == pytest.approx(crossing_time(t, ramp), abs=0.006)
+    spiky = ramp.copy()
+    spiky[80] += 1.0                                   # one noise spike early in the rise
+    assert crossing_time(t, spiky) == pytest.approx(0.8, abs=0.011)       # raw: the spike sets the max
+    assert crossing_time(t, smooth(t, spiky)) > 1.4                       # smoothed: the real apex
+
+
 def test_summary_reports_median_median_abs_and_count() -> None:
     assert summarize([0.05, -0.02, 0.01, None]) == {"median": 10.0, "median_abs": 20.0, "n": 3}
     assert summarize([]) == {"median": None, "median_abs": None, "n": 0}

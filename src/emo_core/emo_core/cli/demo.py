@@ -69,8 +69,8 @@ def register(registry) -> None:
                         "Synchrony needs a ground-truth .json beside the video (as the clip maker writes)")
     p.add_argument("--mode", choices=tuple(MODES), default="both", help="default: both")
     p.add_argument("--out", default="emo_demo_out", help="output directory (default: ./emo_demo_out)")
-    p.add_argument("--synthetic", type=int, default=24,
-                   help="held-out synthetic people to measure synchrony on (default 24; 0: skip)")
+    p.add_argument("--synthetic", type=int, default=20,
+                   help="held-out synthetic people to measure synchrony on (default 20; 0: skip)")
     p.add_argument("--max-frames", type=int, default=None,
                    help="stop after this many frames (default: the whole video; 300 for a camera)")
     p.add_argument("--input-latency-ms", type=float, default=1000.0 / 30.0,

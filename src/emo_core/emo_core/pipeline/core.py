@@ -9,8 +9,8 @@ frame, which face the robot should be making and *when*:
 * ``coexpression``: the same live mirroring while nothing happens; when the detector fires, the
   command becomes the *predicted* target face with ``execute_at = stamp + time_to_apex``, held
   until that time has passed, then live mirroring again (so the robot releases with the human).
-  If the live face gets further along the predicted expression than the robot's planned motion
-  before then, mirroring resumes at once (``release_when_overtaken``): a late or undershooting
+  If the live face gets clearly further along the predicted expression than the robot's planned
+  motion before then, mirroring resumes (``release_when_overtaken``): a late or undershooting
   prediction must not hold the robot behind the person.
 
 Until the detector has calibrated the person's resting face there is nothing to mirror against,
@@ -113,12 +113,15 @@ class PipelineConfig:
     release_after_s: float = 0.0
     #: The human resting face retargeting measures displacements from: "calibrated" or "rolling".
     mirror_rest: str = "calibrated"
-    #: While a prediction is held, switch back to mirroring as soon as the live face is further
-    #: along the predicted expression than the robot's planned motion (constant speed from the
-    #: firing to execute_at) by ``overtake_margin``: a late or undershooting prediction must not
-    #: hold the robot behind the person. Progress is measured in units of the predicted displacement.
+    #: While a prediction is held, switch back to mirroring once the live face is further along
+    #: the predicted expression than the robot's planned motion (constant speed from the firing to
+    #: execute_at) by ``overtake_margin`` (robot-space face units along the predicted displacement)
+    #: for ``overtake_frames`` frames in a row: a late or undershooting prediction must not hold the
+    #: robot behind the person. Margin and confirmation keep landmark noise (~0.01-0.05 face units
+    #: along an expression on synthetic people) from releasing a good prediction.
     release_when_overtaken: bool = True
-    overtake_margin: float = 0.05
+    overtake_margin: float = 0.03
+    overtake_frames: int = 3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode.parse(self.mode))
@@ -126,8 +129,8 @@ class PipelineConfig:
             raise ConfigError(f"pipeline: mirror_rest must be 'calibrated' or 'rolling', got {self.mirror_rest!r}")
         if not 0.0 <= self.min_time_to_apex_s <= self.max_time_to_apex_s:
             raise ConfigError("pipeline: need 0 <= min_time_to_apex_s <= max_time_to_apex_s")
-        if self.release_after_s < 0 or self.overtake_margin < 0:
-            raise ConfigError("pipeline: release_after_s and overtake_margin must be >= 0")
+        if self.release_after_s < 0 or self.overtake_margin < 0 or self.overtake_frames < 1:
+            raise ConfigError("pipeline: release_after_s and overtake_margin must be >= 0, overtake_frames >= 1")
 
 
 class LatencyLog:
@@ -182,7 +185,8 @@ class CoexpressionPipeline:
         self.events: list[PeakEvent] = []
         self._held: FaceCommand | None = None
         self._held_target: np.ndarray | None = None
-        self._start_progress = 0.0
+        self._start_along = self._target_along = 0.0
+        self._ahead = 0
         self._rest: np.ndarray | None = None
 
     @property
@@ -264,8 +268,10 @@ class CoexpressionPipeline:
         self._held = FaceCommand(COMMAND_NAMES, positions, event.stamp, event.stamp + tta, Source.PREDICTED)
         self._held_target = robot
         # Where the robot starts from: it was mirroring, so about where the live face is now.
-        self._start_progress = min(self._progress(self.retarget(event.window[-1], event.rest
-                                                                if self.rest is None else self.rest)), 1.0)
+        self._target_along = self._along(robot)
+        start = self._along(self.retarget(event.window[-1], self.rest if self.rest is not None else event.rest))
+        self._start_along = min(start, self._target_along)
+        self._ahead = 0
         result.time_to_apex = tta
         LOG.debug("peak activation at %.3f s: predicted apex in %.3f s", event.stamp, tta)
 
@@ -284,7 +290,9 @@ class CoexpressionPipeline:
         robot = self.retarget(face.metric[:, :2], rest)
         durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
         if self._held is not None:
-            if self._progress(robot) <= self._planned_progress(stamp) + self.config.overtake_margin:
+            ahead = self._along(robot) > self._planned(stamp) + self.config.overtake_margin
+            self._ahead = self._ahead + 1 if ahead else 0
+            if self._ahead < self.config.overtake_frames:
                 return self._held, self._held_target
             # The person is further along than the robot's plan: follow them, never lag behind.
             LOG.debug("live face overtook the planned motion at %.3f s: mirroring", stamp)
@@ -294,19 +302,21 @@ class CoexpressionPipeline:
         durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
         return FaceCommand(COMMAND_NAMES, positions, stamp, None, Source.MIMIC), robot
 
-    def _progress(self, robot: np.ndarray) -> float:
-        """How far the live (retargeted) face is along the held prediction's displacement (1 = there)."""
+    def _along(self, robot: np.ndarray) -> float:
+        """Displacement of a robot-space face from the robot's rest along the held prediction's
+        displacement (face units)."""
         base = self.retarget.robot_rest
-        direction = self._held_target - base
-        norm2 = float(np.sum(direction * direction))
-        return float(np.sum((robot - base) * direction)) / norm2 if norm2 > 0 else np.inf
+        direction = (self._held_target - base).reshape(-1)
+        norm = float(np.linalg.norm(direction))
+        return float((robot - base).reshape(-1) @ direction) / norm if norm > 0 else np.inf
 
-    def _planned_progress(self, stamp: float) -> float:
-        """Progress of the robot's planned motion (constant speed from the firing to execute_at)."""
+    def _planned(self, stamp: float) -> float:
+        """Where the robot's planned motion is along the prediction (constant speed from the firing
+        to execute_at), in the same units as :meth:`_along`."""
         held = self._held
         span = held.execute_at - held.stamp
         frac = 1.0 if span <= 0 else float(np.clip((stamp - held.stamp) / span, 0.0, 1.0))
-        return self._start_progress + (1.0 - self._start_progress) * frac
+        return self._start_along + (self._target_along - self._start_along) * frac
 
     def _release(self) -> None:
         self._held = None

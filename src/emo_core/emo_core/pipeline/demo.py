@@ -30,9 +30,9 @@ from ..schema import N_LANDMARKS
 from .core import Mode, StepResult
 from .models import Stages
 from .outputs import HEADER, PANEL, Curve, PanelFrame, compose, timeline_png
-from .run import ModeRun, ModeRunner, evaluate_sequences, measure, reference_robot_face
+from .run import ModeRun, ModeRunner, Reference, evaluate_sequences, measure, reference
 from .sim import SimConfig, SimRobot
-from .synchrony import APEX_FRACTION, Episode, human_episode, summarize
+from .synchrony import APEX_FRACTION, human_episode, summarize
 
 LOG = logging.getLogger(__name__)
 
@@ -223,10 +223,10 @@ class DemoRun:
         if episode is None or apex_frame >= len(faces) or not np.all(np.isfinite(faces[apex_frame])):
             LOG.warning("ground truth present but the apex frame has no face: synchrony unavailable")
             return None
-        reference = reference_robot_face(self.stages, faces, apex_frame)
-        offsets = {m.value: measure(run, episode, self.stages, reference) for m, run in self.runs.items()}
+        ref = reference(self.stages, faces, fps, apex_frame, episode)
+        offsets = {m.value: measure(run, episode, self.stages, ref) for m, run in self.runs.items()}
         return {"episode": episode, "offsets": offsets, "intensity": intensity, "fps": fps,
-                "apex_frame_s": apex_frame / fps}
+                "apex_frame_s": apex_frame / fps, "reference": ref}
 
     def _synthetic(self) -> dict[str, Any]:
         from ..people import GeneratorConfig, PeopleGenerator
@@ -265,8 +265,9 @@ class DemoRun:
         if clip is None:
             report["synchrony_note"] = "unavailable: the video has no ground-truth .json sidecar"
         else:
-            ep: Episode = clip["episode"]
-            report["apex_s"] = {"human": round(ep.human_apex, 4), "human_argmax_frame": round(clip["apex_frame_s"], 4),
+            ref: Reference = clip["reference"]
+            report["apex_s"] = {"human": _round(ref.apex), "human_ground_truth": round(ref.truth_apex, 4),
+                                "human_ground_truth_argmax": round(clip["apex_frame_s"], 4),
                                 **{m.value: _round(self.runs[m].robot_apex) for m in cfg.modes}}
         report["detector"] = {m.value: {"fired_s": [round(t, 4) for t in run.fire_times],
                                         "predicted_apex_s": [round(t, 4) for t in run.execute_at]}
@@ -280,10 +281,13 @@ class DemoRun:
                 "detector_lead_ms_median": (round(float(np.median(synthetic["leads"])) * 1e3, 1)
                                             if synthetic["leads"] else None),
                 "per_sequence": [{"video": r.video_id, "label": r.label,
-                                  **{k: _round(v, 1e3) for k, v in r.offsets_s.items()}} for r in results]}
-        report["apex_rule"] = (f"first time the intensity reaches {APEX_FRACTION:.0%} of its episode maximum "
-                               "(human: ground-truth intensity; robot: projection of the twin face on the "
-                               "retargeted human apex face)")
+                                  **{k: _round(v, 1e3) for k, v in r.offsets_s.items()},
+                                  "reproduced": {k: round(v, 2) for k, v in r.reproduced.items()}}
+                                 for r in results]}
+        report["apex_rule"] = (f"first time the intensity reaches {APEX_FRACTION:.0%} of its episode maximum; "
+                               "intensity = displacement (brows, lips, jaw) projected on the retargeted human "
+                               "apex face, smoothed over 0.1 s (centred); human: every frame retargeted, no "
+                               "delay; robot: the twin face of the servos' present positions")
         report["sim"] = {"control_period_s": cfg.sim.control_period_s, "input_latency_s": round(cfg.sim.input_latency_s, 4),
                          "servo_lag_s": self.servo_lag_s, "bus_timing": cfg.sim.bus_timing}
         report["models"] = self.stages.describe() if self.stages is not None else {}
@@ -293,11 +297,13 @@ class DemoRun:
         return report
 
     def _plot(self, clip: dict | None, synthetic: dict | None) -> bytes:
-        human = None
+        human = truth = None
         if clip is not None:
+            ref: Reference = clip["reference"]
+            human = Curve(ref.times, ref.curve / max(float(np.nanmax(ref.curve)), 1e-9), ref.apex)
             intensity = clip["intensity"]
-            times = np.arange(len(intensity)) / clip["fps"]
-            human = Curve(times, intensity / max(float(intensity.max()), 1e-9), clip["episode"].human_apex)
+            truth = Curve(np.arange(len(intensity)) / clip["fps"], intensity / max(float(intensity.max()), 1e-9),
+                          ref.truth_apex)
         robots = {}
         for mode, run in self.runs.items():
             values = run.intensity
@@ -312,7 +318,7 @@ class DemoRun:
         if synthetic is not None:
             offsets = {m.value: [r.offsets_s.get(m.value) for r in synthetic["results"]] for m in self.config.modes}
         title = Path(self.video).name + ("" if clip is not None else " (no ground truth: robot only)")
-        return timeline_png(human, robots, fired, predicted, offsets, title=title)
+        return timeline_png(human, robots, fired, predicted, offsets, title=title, truth=truth)
 
 
 def _distance_curve(run: ModeRun, stages: Stages | None) -> np.ndarray:

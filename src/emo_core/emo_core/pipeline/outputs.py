@@ -96,7 +96,7 @@ class Curve:
 
 def timeline_png(human: Curve | None, robots: dict[str, Curve], fired: Sequence[float],
                  predicted_apex: Sequence[float], synthetic: dict[str, Sequence[float]] | None = None,
-                 title: str = "") -> bytes:
+                 title: str = "", truth: Curve | None = None) -> bytes:
     """The timeline plot as PNG bytes: intensities over time with apex times marked, and (when
     given) the robot - human apex offsets of every synthetic sequence per mode."""
     import matplotlib
@@ -108,8 +108,10 @@ def timeline_png(human: Curve | None, robots: dict[str, Curve], fired: Sequence[
     fig, axes = plt.subplots(rows, 1, figsize=(9, 3.6 * rows), squeeze=False,
                              gridspec_kw={"height_ratios": [2.2, 1][:rows]})
     ax = axes[0, 0]
+    if truth is not None:
+        ax.plot(truth.times, truth.values, color="grey", lw=1, ls=":", label="human, ground-truth intensity")
     if human is not None:
-        ax.plot(human.times, human.values, color="black", lw=2, label="human (ground truth)")
+        ax.plot(human.times, human.values, color="black", lw=2, label="human (landmarks, as the robot is measured)")
         if human.apex is not None:
             ax.axvline(human.apex, color="black", ls="--", lw=1)
     for mode, curve in robots.items():

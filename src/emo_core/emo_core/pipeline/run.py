@@ -18,7 +18,7 @@ from ..schema import N_LANDMARKS, Face, Space
 from .core import CoexpressionPipeline, Mode, StepResult
 from .models import Stages
 from .sim import SimConfig, SimRobot
-from .synchrony import Episode, crossing_time, human_episode, robot_intensity, summarize
+from .synchrony import Episode, crossing_time, human_episode, robot_intensity, smooth, summarize
 
 LOG = logging.getLogger(__name__)
 
@@ -107,6 +107,17 @@ def human_rest(faces_xy: np.ndarray) -> np.ndarray:
     return np.median(finite[:REST_FRAMES], axis=0).astype(np.float32)
 
 
+@dataclass
+class Reference:
+    """The human side of one expression, measured the way the robot is measured."""
+
+    face: np.ndarray            # (113, 2) the human apex face retargeted to the robot (eq. 1-2)
+    times: np.ndarray           # (T,) frame times
+    curve: np.ndarray           # (T,) the human's intensity, same projection and smoothing as the robot's
+    apex: float | None          # 95 % crossing of ``curve`` within the episode
+    truth_apex: float           # 95 % crossing of the ground-truth intensity (for the report)
+
+
 def reference_robot_face(stages: Stages, faces_xy: np.ndarray, apex_frame: int) -> np.ndarray:
     """The human apex face (mean of the apex frame and its neighbours) retargeted to the robot."""
     lo, hi = max(0, apex_frame - 1), min(len(faces_xy), apex_frame + 2)
@@ -116,14 +127,34 @@ def reference_robot_face(stages: Stages, faces_xy: np.ndarray, apex_frame: int) 
     return stages.retargeter(apex, human_rest(faces_xy))
 
 
-def measure(run: ModeRun, episode: Episode, stages: Stages, reference: np.ndarray) -> float | None:
+def reference(stages: Stages, faces_xy: np.ndarray, fps: float, apex_frame: int, episode: Episode) -> Reference:
+    """The human curve: every frame retargeted (no robot, no delay), projected and smoothed exactly
+    as the robot's face is -- so the two apex times differ only by what the robot adds (latency,
+    velocity limits, prediction) and not by which landmarks or which noise each curve sees."""
+    face = reference_robot_face(stages, faces_xy, apex_frame)
+    rest = human_rest(faces_xy)
+    times = np.arange(len(faces_xy)) / fps
+    ok = np.all(np.isfinite(faces_xy), axis=(1, 2))
+    values = np.full(len(faces_xy), np.nan)
+    if ok.any():
+        robot_rest = stages.twin.rest_face()
+        values[ok] = robot_intensity(stages.retargeter(faces_xy[ok], rest), robot_rest, face)
+        values = np.interp(times, times[ok], values[ok])       # frames without a face
+    curve = smooth(times, values)
+    apex = crossing_time(times, curve, start=episode.start, end=episode.end)
+    return Reference(face, times, curve, apex, episode.human_apex)
+
+
+def measure(run: ModeRun, episode: Episode, stages: Stages, ref: Reference) -> float | None:
     """Set the run's robot intensity and apex; return robot apex - human apex (s) or None."""
     rest = stages.twin.rest_face()
     before = (run.robot_times >= episode.onset - BASELINE_S) & (run.robot_times <= episode.onset)
     baseline = run.robot_faces[before].mean(axis=0) if before.any() else rest
-    run.intensity = robot_intensity(run.robot_faces, rest, reference, baseline)
+    run.intensity = smooth(run.robot_times, robot_intensity(run.robot_faces, rest, ref.face, baseline))
     run.robot_apex = crossing_time(run.robot_times, run.intensity, start=episode.start, end=episode.end)
-    return None if run.robot_apex is None else run.robot_apex - episode.human_apex
+    if run.robot_apex is None or ref.apex is None:
+        return None
+    return run.robot_apex - ref.apex
 
 
 def face_from_points(points: np.ndarray, stamp: float) -> Face:
@@ -139,9 +170,10 @@ def face_from_points(points: np.ndarray, stamp: float) -> Face:
 class SequenceResult:
     video_id: str
     label: str
-    human_apex: float
+    human_apex: float | None
     offsets_s: dict[str, float | None]
     fired: dict[str, bool]
+    reproduced: dict[str, float]   # peak robot intensity (1 = the retargeted human apex, fully shown)
     lead_s: float | None      # human apex - first detector firing (how early the robot knew)
 
 
@@ -174,9 +206,10 @@ def _evaluate_one(stages: Stages, seq: Any, robots: dict[Mode, SimRobot]) -> Seq
     episode = human_episode(np.asarray(seq.intensity), float(seq.fps), int(seq.onset_frame))
     if episode is None or int(seq.apex_frame) < 0:
         return None
-    reference = reference_robot_face(stages, faces_xy, int(seq.apex_frame))
+    ref = reference(stages, faces_xy, float(seq.fps), int(seq.apex_frame), episode)
     offsets: dict[str, float | None] = {}
     fired: dict[str, bool] = {}
+    reproduced: dict[str, float] = {}
     lead = None
     for mode, robot in robots.items():
         robot.settle()
@@ -196,9 +229,11 @@ def _evaluate_one(stages: Stages, seq: Any, robots: dict[Mode, SimRobot]) -> Seq
                 runner.feed(result)
                 last = float(stamp)
         run = runner.finish(last)
-        offsets[mode.value] = measure(run, episode, stages, reference)
+        offsets[mode.value] = measure(run, episode, stages, ref)
         fired[mode.value] = bool(run.fire_times)
+        inside = (run.robot_times >= episode.start) & (run.robot_times <= episode.end)
+        reproduced[mode.value] = float(run.intensity[inside].max()) if inside.any() else 0.0
         if mode is Mode.COEXPRESSION and run.fire_times:
-            lead = episode.human_apex - run.fire_times[0]
+            lead = (ref.apex if ref.apex is not None else episode.human_apex) - run.fire_times[0]
     return SequenceResult(str(getattr(seq, "video_id", "")), str(getattr(seq, "label", "")),
-                          episode.human_apex, offsets, fired, lead)
+                          ref.apex, offsets, fired, reproduced, lead)

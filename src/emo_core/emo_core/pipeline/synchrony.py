@@ -15,6 +15,9 @@ The rule, applied the same way to the human and to the robot:
   expression (the human ground truth is blink-free by construction). Displacements are measured
   from the robot's own mean face in the half second before the human onset (a neutral person
   mirrored), so a constant bias of the inverse model does not count. Negative values are clipped.
+  A mirroring robot passes the landmarks' frame-to-frame noise on, so its curve is smoothed with a
+  centred 0.1 s moving average before the apex rule (centred: no time shift); otherwise a single
+  noise spike sets the maximum and the "95 %" crossing lands on the spike.
 * **episode window**: from ``before_s`` (0.5 s) before the human onset to ``after_s`` (0.5 s)
   after the human's expression has relaxed below ``release`` (30 %) of its peak (or the end of the
   recording): a late robot is still measured, the next expression (or a false trigger at rest) is not.
@@ -30,6 +33,8 @@ import numpy as np
 from ..schema import N_LANDMARKS, REGIONS
 
 APEX_FRACTION = 0.95
+#: Centred moving-average window applied to the robot curve before the apex rule (seconds).
+SMOOTH_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,19 @@ def robot_intensity(faces: np.ndarray, robot_rest: np.ndarray, reference: np.nda
     origin = robot_rest if baseline is None else baseline
     disp = (np.asarray(faces, np.float64) - origin)[:, keep].reshape(len(faces), -1)
     return np.maximum(disp @ direction / norm2, 0.0)
+
+
+def smooth(times: np.ndarray, values: np.ndarray, window_s: float = SMOOTH_S) -> np.ndarray:
+    """Centred moving average over ``window_s`` (evenly sampled ``times``); edges use what exists."""
+    v = np.asarray(values, np.float64)
+    if len(v) < 3 or window_s <= 0:
+        return v
+    dt = float(np.median(np.diff(times)))
+    k = int(round(window_s / dt)) if dt > 0 else 1
+    if k < 2:
+        return v
+    kernel = np.ones(k)
+    return np.convolve(v, kernel, mode="same") / np.convolve(np.ones_like(v), kernel, mode="same")
 
 
 def summarize(offsets_s: list[float]) -> dict[str, float | int | None]:
