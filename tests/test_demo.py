@@ -12,12 +12,6 @@ import pytest
 
 from emo_core.cli import main
 from emo_core.people.clip import make_clip
-from emo_core.resources import data_path
-
-# TEMPORARY, until the default models land in emo_core/data (then this guard goes).
-needs_models = pytest.mark.skipif(
-    not ((data_path("predictor") / "card.json").is_file() and (data_path("inverse") / "card.json").is_file()),
-    reason="shipped predictor / inverse model not committed yet")
 
 CLIP_SECONDS = 2.5
 CLIP_SIZE = 256
@@ -35,7 +29,6 @@ def _stats_keys(value: dict) -> None:
     assert {"p50", "p99"} <= set(value) and value["p99"] >= value["p50"] > 0
 
 
-@needs_models
 def test_demo_writes_the_video_the_timeline_and_the_report(short_clip, tmp_path, capsys) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--video", str(short_clip), "--out", str(out), "--synthetic", "1", "--quiet"]) == 0
@@ -67,7 +60,6 @@ def test_demo_writes_the_video_the_timeline_and_the_report(short_clip, tmp_path,
     assert not list(out.glob(".*.tmp")), "atomic writes leave no temp files"
 
 
-@needs_models
 def test_demo_without_ground_truth_reports_synchrony_as_unavailable(short_clip, tmp_path, capsys) -> None:
     video = tmp_path / "own_video.mp4"
     shutil.copy(short_clip, video)               # no .json sidecar beside it
