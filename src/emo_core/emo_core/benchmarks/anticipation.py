@@ -12,6 +12,8 @@ Measured side by side (interleaved) in one run:
 
 Ratios: ``predictor_vs_paper`` and ``predict_inverse_vs_paper`` (ours / paper's, lower is better).
 Untrained weights are used for the paper architectures: speed does not depend on their values.
+Both sides run with one BLAS thread and one torch thread (one sample gains nothing from more, and
+on a busy 2-core machine a second BLAS thread made every call wait; see ``anticipation/blas.py``).
 """
 from __future__ import annotations
 
@@ -38,6 +40,7 @@ def _stream(rest: np.ndarray) -> np.ndarray:
 
 
 def run(quick: bool = False) -> BenchResult:
+    from ..anticipation.blas import set_blas_threads
     from ..anticipation.config import load_anticipation_config
     from ..anticipation.detector import PeakActivationDetector
     from ..anticipation.predictor import ExpressionPredictor, PaperPredictor
@@ -48,6 +51,7 @@ def run(quick: bool = False) -> BenchResult:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)   # one sample: extra threads only add synchronization
+    blas_before = set_blas_threads(1)
     try:
         predictor = ExpressionPredictor.load(None)
         inverse = InverseModel.load(None)
@@ -90,6 +94,8 @@ def run(quick: bool = False) -> BenchResult:
                             repeats=repeats, warmup=50)
     finally:
         torch.set_num_threads(threads)
+        if blas_before is not None:
+            set_blas_threads(blas_before)
     stats = {name: percentiles_ms(t) for name, t in times.items()}
     figures: dict = {f"{name}_ms": s for name, s in stats.items()}
     figures["predictor_p50_us"] = stats["predictor"]["p50"] * 1e3
