@@ -396,6 +396,23 @@ def test_topic_face_robot_settles_and_captures_after_settling():
     assert captured.shape == (N_LANDMARKS, 2) and np.all(captured == 2.0)
 
 
+def test_topic_face_robot_waits_for_the_pose_to_take_effect():
+    """A command reaches the driver later over topics: while the servos still hold the previous
+    pose, stillness is not "settled"."""
+    clock = ManualClock(0.0)
+    robot = _robot([], clock)
+    before, target = np.full(11, 0.5), np.full(11, 0.7)
+    robot.on_present(before)
+    robot.send(target)
+    moving = threading.Timer(0.3, robot.on_present, args=(target,))
+    started = time.monotonic()
+    moving.start()
+    assert robot.wait_settled()
+    moving.join()
+    assert time.monotonic() - started >= 0.25                 # it waited for the servos to respond
+    np.testing.assert_array_equal(robot.present_commands(), target)
+
+
 def test_topic_face_robot_times_out_and_stops():
     clock = ManualClock(0.0)
     robot = _robot([], clock, timeout=0.1)

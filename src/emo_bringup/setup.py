@@ -1,9 +1,10 @@
 """emo_bringup: installs the repository's top-level launch/ and config/ (the single source of both)
 into share/emo_bringup, with the rviz config, plus a small module the launch files share.
 
-Paths are resolved from this file, so the build works from any working directory (colcon runs
-``setup.py`` in the source directory, or from a symlink in the build directory with --symlink-install).
+colcon requires data files relative to the package directory (it runs ``setup.py`` there), hence
+``../../launch/...``: found from this file, written relative to it.
 """
+import os
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -14,7 +15,7 @@ REPO = HERE.parent.parent
 
 
 def files(folder: Path, pattern: str) -> list[str]:
-    found = sorted(str(p) for p in folder.glob(pattern))
+    found = sorted(os.path.relpath(p, HERE) for p in folder.glob(pattern))
     if not found:
         raise SystemExit(f"{PACKAGE}: no {pattern} in {folder} (build from a full checkout of the repository)")
     return found

@@ -13,10 +13,10 @@ from typing import Any
 from ament_index_python.packages import PackageNotFoundError, get_package_prefix, get_package_share_directory
 from launch.actions import EmitEvent, ExecuteProcess, OpaqueFunction, RegisterEventHandler
 from launch.event_handlers import OnShutdown
+from launch.events.matchers import matches_action
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
-from launch_ros.events.matchers import matches_action
 from lifecycle_msgs.msg import Transition
 
 NAMESPACE = "emo"

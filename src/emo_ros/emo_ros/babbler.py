@@ -16,7 +16,6 @@ import time
 from typing import Any
 
 import numpy as np
-import rclpy
 from rclpy.node import Node
 
 from emo_core.datasets.bags import ros_robot_description
@@ -35,6 +34,7 @@ from .runtime import RELIABLE_QOS, RosClock, message_types, run
 
 PARAMETERS = SCHEMAS["babbler"]
 LOG_EVERY = 10
+STARTUP_TIMEOUT_S = 60.0
 
 
 class BabblerNode(Node):
@@ -60,6 +60,7 @@ class BabblerNode(Node):
         self.create_subscription(self.types.cls("emo_msgs/msg/FaceLandmarks"), "robot_face/landmarks",
                                  self.on_face, RELIABLE_QOS)
         self.create_timer(1.0 / p["command_rate_hz"], self.resend)
+        self.done = threading.Event()
         self.worker = threading.Thread(target=self.babble, name="babbler", daemon=True)
         self.worker.start()
 
@@ -91,10 +92,23 @@ class BabblerNode(Node):
             self.robot.on_face(points, stamp_to_seconds(msg.header.stamp))
 
     # -- the babbling loop (worker thread) ------------------------------------------------------
+    def wait_for_graph(self) -> None:
+        """Babble only once the driver listens and joint states and a robot face come in: a pose
+        sent before discovery completes would be lost, and its "settled" face would be the old one."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not (self.command_pub.get_subscription_count() and self.robot.has_present and self.robot.has_face):
+            if time.monotonic() > deadline:
+                raise ConfigError(f"no servo driver, joint states or robot face after {STARTUP_TIMEOUT_S:.0f} s "
+                                  "(is the servo driver active, and robot_face/landmarks remapped?)")
+            self.robot.check_running()
+            time.sleep(0.05)
+        self.get_logger().info("servo driver and robot face found: babbling")
+
     def babble(self) -> None:
         p = self.params
         babbler = Babbler(self.robot, self.constraints, mode=p["mode"], seed=p["seed"])
         try:
+            self.wait_for_graph()
             with babbler.open(p["out"], chunk_size=p["chunk_size"]) as writer:
                 if writer.n_samples:
                     self.get_logger().info(f"resuming {p['out']} at sample {writer.n_samples}")
@@ -102,12 +116,14 @@ class BabblerNode(Node):
             self.get_logger().info(f"{p['out']}: {report.total} samples ({report.collected} new, "
                                    f"{report.unsettled} unsettled, {report.waypoints} waypoints)")
         except Stopped:
+            self.done.set()
             return
         except EmoError as exc:
             self.get_logger().error(f"babbling failed: {exc}")
             self.exit_status = 1
+        self.done.set()
         if p["shutdown_when_done"]:
-            rclpy.try_shutdown()        # ends spin() in main(); the launch file then shuts down
+            self.context.try_shutdown()     # ends spin() in main(); the launch file then shuts down
 
     def _progress(self, index: int) -> None:
         if (index + 1) % LOG_EVERY == 0:

@@ -10,6 +10,7 @@ landmarks on hardware). No ``rclpy`` here: the node feeds :meth:`TopicFaceRobot.
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +23,10 @@ from emo_core.schema import N_COMMANDS, N_LANDMARKS
 from emo_core.selfmodel.constraints import SettleConfig
 from emo_core.selfmodel.robot import SettleDetector
 
+LOG = logging.getLogger(__name__)
+#: Present commands come back through whole ticks: a pose is "reached" within this much.
+TICK_SLACK = 0.005
+
 
 class Stopped(EmoError):
     """The node is shutting down: the babbling loop ends (the dataset keeps what was stored)."""
@@ -32,6 +37,7 @@ class TopicFaceRobot:
                  sleep: Callable[[float], None], calm: np.ndarray, description: dict[str, Any],
                  capture_timeout_s: float = 2.0) -> None:
         self._send = send
+        self._settle = settle
         self._detector = SettleDetector(settle, clock, sleep)
         self._clock = clock
         self._calm = np.asarray(calm, np.float64).reshape(N_COMMANDS)
@@ -41,6 +47,7 @@ class TopicFaceRobot:
         self._present: np.ndarray | None = None
         self._face: tuple[np.ndarray, float] | None = None
         self._target: np.ndarray | None = None
+        self._before: np.ndarray | None = None       # present commands when the pose was sent
         self._settled_at = -np.inf
         self._stopped = False
 
@@ -61,6 +68,14 @@ class TopicFaceRobot:
             self._changed.notify_all()
 
     @property
+    def has_present(self) -> bool:
+        return self._present is not None
+
+    @property
+    def has_face(self) -> bool:
+        return self._face is not None
+
+    @property
     def target(self) -> np.ndarray | None:
         """The pose last sent (the node re-sends it so the driver's watchdog keeps still)."""
         return None if self._target is None else self._target.copy()
@@ -73,14 +88,39 @@ class TopicFaceRobot:
         return self._calm.copy()
 
     def send(self, commands: np.ndarray) -> None:
-        self._check_running()
+        self.check_running()
         self._target = np.asarray(commands, np.float64).reshape(N_COMMANDS).copy()
+        with self._changed:
+            self._before = None if self._present is None else self._present.copy()
         self._send(self._target)
 
     def wait_settled(self) -> bool:
+        """Settled = the pose took effect, then the present positions stayed still (SettleDetector).
+
+        Over topics a command reaches the driver some milliseconds later (more under load, or while
+        discovery completes): until the servos leave the previous pose (or are already at the new
+        one), "nothing moves" means "not there yet", not "settled".
+        """
+        self._wait_for_effect()
         settled = self._detector.wait(self.present_commands)
         self._settled_at = self._clock.now()
         return settled
+
+    def _wait_for_effect(self) -> None:
+        tolerance = self._settle.tolerance
+        target, before = self._target, self._before
+
+        def took_effect() -> bool:
+            if self._present is None or target is None:
+                return False
+            at_target = np.max(np.abs(self._present - target)) <= max(tolerance, TICK_SLACK)
+            moved = before is not None and np.max(np.abs(self._present - before)) > tolerance
+            return bool(at_target or moved)
+
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._stopped or took_effect(), timeout=self._settle.timeout):
+                LOG.warning("the servos did not respond to a pose within %.1f s", self._settle.timeout)
+        self.check_running()
 
     def present_commands(self) -> np.ndarray:
         with self._changed:
@@ -102,8 +142,8 @@ class TopicFaceRobot:
         """Wait (holding the condition) until ``ready()``; Stopped on shutdown, InputError on timeout."""
         if not self._changed.wait_for(lambda: self._stopped or ready(), timeout=self._timeout):
             raise InputError(f"no {what} within {self._timeout:.1f} s; is the robot (or the sim) running?")
-        self._check_running()
+        self.check_running()
 
-    def _check_running(self) -> None:
+    def check_running(self) -> None:
         if self._stopped:
             raise Stopped("babbling stopped")
