@@ -8,9 +8,10 @@ from .dataset import PeakWindows, build_windows, kfold_by_participant, kfold_by_
 from .detector import DetectorConfig, DetectorState, PeakActivationDetector, PeakEvent
 from .peak import PeakConfig, PeakResult, peak_activation
 from .retarget import RetargetConfig, Retargeter
+from .scorer import ExpressionScorer, ScorerSpec
 
 __all__ = [
-    "DetectorConfig", "DetectorState", "PeakActivationDetector", "PeakConfig", "PeakEvent",
-    "PeakResult", "PeakWindows", "RetargetConfig", "Retargeter", "build_windows",
+    "DetectorConfig", "DetectorState", "ExpressionScorer", "PeakActivationDetector", "PeakConfig", "PeakEvent",
+    "PeakResult", "PeakWindows", "RetargetConfig", "Retargeter", "ScorerSpec", "build_windows",
     "kfold_by_participant", "kfold_by_video", "peak_activation", "split_per_participant",
 ]

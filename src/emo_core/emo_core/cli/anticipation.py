@@ -83,7 +83,10 @@ def _eval(args: argparse.Namespace) -> int:
     predictor = ExpressionPredictor.load(args.model)
     sequences = load_sequences(args.data)
     inverse, twin = _robot(args)
-    scorer = ExpressionScorer.load(args.model)
+    # The detector's scorer ships next to the predictor; a predictor-only directory
+    # (--no-detector) is evaluated with the default scorer.
+    has_scorer = args.model is None or (Path(args.model) / "detector.json").is_file()
+    scorer = ExpressionScorer.load(args.model if has_scorer else None)
     result, errors = evaluate(sequences, predictor, inverse, twin,
                               EvalConfig(threshold=args.threshold, seed=args.seed, peak=config.peak,
                                          detector=config.detector, retarget=config.retarget), scorer)
