@@ -146,3 +146,14 @@ def test_cross_validation_by_video_and_by_participant():
         assert len(train) + len(test) == 70
     with pytest.raises(InputError):
         kfold_by_participant(subjects, 11)
+
+
+def test_eye_weight_keeps_blinks_out_of_the_target_face():
+    from emo_core.schema import REGIONS
+
+    frames = face_along(tent(120, 30, 60, fall=1.0), scale=0.002)          # a small expression, apex 60
+    eyes = np.concatenate([REGIONS["left_eye"], REGIONS["right_eye"]])
+    blink = np.exp(-0.5 * ((np.arange(120) - 95) / 2.0) ** 2)               # a big blink at frame 95
+    frames[:, eyes, 1] += 0.2 * blink[:, None]
+    assert abs(peak_activation(frames).target_frame - 95) <= 1               # the paper's distance
+    assert peak_activation(frames, PeakConfig(eye_weight=0.0)).target_frame == 60
