@@ -129,7 +129,7 @@ def test_load_refuses_mismatches(tmp_path: Path) -> None:
         "landmarks": (lambda c: c["input"].update(n=468), "expects landmarks"),
         "space": (lambda c: c["input"].update(space="image"), "expects landmarks"),
         "commands": (lambda c: c["output"].update(command_names=list(reversed(COMMAND_NAMES))), "outputs commands"),
-        "arch": (lambda c: c["architecture"].update(hidden=[128, 128]), "does not fit"),
+        "arch": (lambda c: c["architecture"].update(hidden=[64, 64]), "does not fit"),
         "unknown": (lambda c: c["architecture"].update(name="transformer"), "unknown inverse-model architecture"),
         "version": (lambda c: c.update(version=99), "unsupported"),
     }

@@ -183,9 +183,9 @@ def register(registry) -> None:
     p.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden layer widths")
     p.add_argument("--input-norm", choices=("raw", "standardize"), default=None,
                    help="input scaling (default raw, as in the paper)")
-    p.add_argument("--input-noise", default="0",
-                   help="std of noise added to training landmarks (default 0); auto: the capture noise "
-                        "measured in the data")
+    p.add_argument("--input-noise", default="auto",
+                   help="std of noise added to training landmarks; auto (default): the capture noise "
+                        "measured in the data for the split variant, none for the paper's network")
     p.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: faster than 2 on a busy 2-core machine for these sizes)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

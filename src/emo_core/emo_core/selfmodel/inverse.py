@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ CARD_FORMAT = "emo-inverse-model"
 CARD_VERSION = 1
 WEIGHTS = "model.safetensors"
 CARD = "card.json"
+_ONE = (N_LANDMARKS, 2)
 
 
 def default_model_dir() -> Path:
@@ -60,14 +62,19 @@ class InverseModel:
 
         Landmarks are robot-space, canonical order. SchemaError on a wrong shape or NaN/inf.
         """
-        x = np.asarray(landmarks, dtype=np.float32)
-        single = x.ndim == 2
-        if x.shape[-2:] != (N_LANDMARKS, 2) or x.ndim not in (2, 3):
-            raise SchemaError(f"inverse model input: expected (113, 2) or (N, 113, 2), got {x.shape}")
+        x = landmarks if type(landmarks) is np.ndarray and landmarks.dtype == np.float32 \
+            else np.asarray(landmarks, dtype=np.float32)
+        shape = x.shape
+        if shape == _ONE:
+            # One sum instead of isfinite().all(): NaN or inf anywhere makes it non-finite.
+            if not math.isfinite(x.sum()):
+                raise SchemaError("inverse model input contains NaN or inf")
+            return self._fast.one(x.reshape(N_IN))
+        if x.ndim != 3 or shape[1:] != _ONE:
+            raise SchemaError(f"inverse model input: expected (113, 2) or (N, 113, 2), got {shape}")
         if not np.isfinite(x).all():
             raise SchemaError("inverse model input contains NaN or inf")
-        out = self._fast(x.reshape(N_IN) if single else x.reshape(-1, N_IN))
-        return out
+        return self._fast(x.reshape(-1, N_IN))
 
     def predict_torch(self, landmarks: np.ndarray) -> np.ndarray:
         """The same prediction through the torch module (reference for the numpy fast path)."""
