@@ -62,7 +62,7 @@ def babble_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained(babble_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cfg = TrainConfig(arch="split", hidden=(128, 128), max_epochs=20, patience=20, steps_per_epoch=20, seed=0)
+    cfg = TrainConfig(arch="split", hidden=(64, 64), max_epochs=12, patience=12, steps_per_epoch=20, seed=0)
     model, results = train_inverse([babble_dir], cfg)
     assert set(results) == {"split"}
     out = tmp_path_factory.mktemp("model")
@@ -152,7 +152,7 @@ def test_small_training_run_beats_nearest_neighbour(trained: Path, babble_dir: P
     model = InverseModel.load(trained)
     card = model.card
     assert card["data"]["recombined"] and len(card["data"]["datasets"]) == 2
-    assert card["training"]["seed"] == 0 and card["metrics"]["variants"]["split"]["epochs"] <= 20
+    assert card["training"]["seed"] == 0 and card["metrics"]["variants"]["split"]["epochs"] <= 12
     result = evaluate_inverse(model, [babble_dir], twin=DigitalTwin(noise_std=0.0))
     s = result.summary
     assert s["n"] == 30 * 30 and s["data_matches_model"]
