@@ -171,6 +171,22 @@ def test_a_prediction_the_person_overtakes_is_released_early(twin, retargeter, g
         assert mirrored[-1] and mirrored.index(True) <= 3
 
 
+def test_a_prediction_no_expression_follows_is_abandoned(twin, retargeter) -> None:
+    """A twitch at rest fires the detector; the face goes back to rest, so the robot does too."""
+    frames, _, _ = smile_sequence(seconds=2.0, amplitude=0.0)
+    twitch = np.array([0.0, 0.015, 0.03, 0.015, 0.0])
+    frames[30:35, LIPS, 1] -= twitch[:, None]
+    pipeline = make_pipeline(Mode.COEXPRESSION, twin, retargeter, gain=3.0)
+    results = run_frames(pipeline, frames)
+    fire = next(r for r in results if r.event is not None)
+    assert fire.command.source is Source.PREDICTED
+    i = results.index(fire)
+    assert all(r.command is fire.command for r in results[i:i + 3]), "held at first"
+    abandon = pipeline.config.abandon_after_s + pipeline.config.overtake_frames / FPS
+    after = [r for r in results if fire.stamp + abandon + 0.04 <= r.stamp < fire.stamp + TTA]
+    assert after and all(r.command.source is Source.MIMIC for r in after), "released before execute_at"
+
+
 def test_mimicry_mirrors_every_frame_and_never_predicts(twin, retargeter) -> None:
     frames, _, apex = smile_sequence()
     pipeline = make_pipeline(Mode.MIMICRY, twin, retargeter)

@@ -50,7 +50,10 @@ def _measure(passes: int, max_faces: int = 1) -> dict[str, Any]:
     from ..perception.extractor import ExtractorConfig, FaceLandmarkExtractor
     from ..pipeline import Mode, Stages
 
+    from ..anticipation.blas import set_blas_threads
+
     torch.set_num_threads(1)
+    set_blas_threads(1)          # as the demo and the nodes run (anticipation/blas.py); a fresh process
     frames, fps, decode = _frames()
     stages = Stages.load()
     extractor = FaceLandmarkExtractor(ExtractorConfig(max_faces=max_faces))

@@ -11,7 +11,9 @@ frame, which face the robot should be making and *when*:
   until that time has passed, then live mirroring again (so the robot releases with the human).
   If the live face gets clearly further along the predicted expression than the robot's planned
   motion before then, mirroring resumes (``release_when_overtaken``): a late or undershooting
-  prediction must not hold the robot behind the person.
+  prediction must not hold the robot behind the person; and if a quarter second after the firing
+  the face has hardly moved toward the prediction, it was a false trigger and mirroring resumes
+  too (``abandon_after_s``), so the robot does not keep making a face at nobody.
 
 Until the detector has calibrated the person's resting face there is nothing to mirror against,
 so the pipeline commands the calm face. Mirroring and the predicted target are both retargeted
@@ -122,6 +124,12 @@ class PipelineConfig:
     release_when_overtaken: bool = True
     overtake_margin: float = 0.03
     overtake_frames: int = 3
+    #: ... and once ``abandon_after_s`` have passed since the firing, switch back to mirroring when
+    #: the live face has still not covered ``abandon_fraction`` of the way to the prediction (for
+    #: ``overtake_frames`` frames in a row): a false trigger (a blink, a twitch at rest) must not
+    #: keep the robot making a face at nobody. 0 disables it.
+    abandon_after_s: float = 0.25
+    abandon_fraction: float = 0.2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode.parse(self.mode))
@@ -129,8 +137,10 @@ class PipelineConfig:
             raise ConfigError(f"pipeline: mirror_rest must be 'calibrated' or 'rolling', got {self.mirror_rest!r}")
         if not 0.0 <= self.min_time_to_apex_s <= self.max_time_to_apex_s:
             raise ConfigError("pipeline: need 0 <= min_time_to_apex_s <= max_time_to_apex_s")
-        if self.release_after_s < 0 or self.overtake_margin < 0 or self.overtake_frames < 1:
-            raise ConfigError("pipeline: release_after_s and overtake_margin must be >= 0, overtake_frames >= 1")
+        if min(self.release_after_s, self.overtake_margin, self.abandon_after_s, self.abandon_fraction) < 0 \
+                or self.overtake_frames < 1:
+            raise ConfigError("pipeline: release_after_s, overtake_margin and the abandon settings must be >= 0, "
+                              "overtake_frames >= 1")
 
 
 class LatencyLog:
@@ -186,7 +196,7 @@ class CoexpressionPipeline:
         self._held: FaceCommand | None = None
         self._held_target: np.ndarray | None = None
         self._start_along = self._target_along = 0.0
-        self._ahead = 0
+        self._ahead = self._still = 0
         self._rest: np.ndarray | None = None
 
     @property
@@ -271,7 +281,7 @@ class CoexpressionPipeline:
         self._target_along = self._along(robot)
         start = self._along(self.retarget(event.window[-1], self.rest if self.rest is not None else event.rest))
         self._start_along = min(start, self._target_along)
-        self._ahead = 0
+        self._ahead = self._still = 0
         result.time_to_apex = tta
         LOG.debug("peak activation at %.3f s: predicted apex in %.3f s", event.stamp, tta)
 
@@ -289,18 +299,32 @@ class CoexpressionPipeline:
         t = timer()
         robot = self.retarget(face.metric[:, :2], rest)
         durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
-        if self._held is not None:
-            ahead = self._along(robot) > self._planned(stamp) + self.config.overtake_margin
-            self._ahead = self._ahead + 1 if ahead else 0
-            if self._ahead < self.config.overtake_frames:
-                return self._held, self._held_target
-            # The person is further along than the robot's plan: follow them, never lag behind.
-            LOG.debug("live face overtook the planned motion at %.3f s: mirroring", stamp)
-            self._release()
+        if self._held is not None and self._keep_holding(robot, stamp):
+            return self._held, self._held_target
         t = timer()
         positions = self._inverse(robot)
         durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
         return FaceCommand(COMMAND_NAMES, positions, stamp, None, Source.MIMIC), robot
+
+    def _keep_holding(self, robot: np.ndarray, stamp: float) -> bool:
+        """False (and the prediction released) when the person is clearly ahead of the robot's plan,
+        or, some time after the firing, has hardly moved toward the prediction at all."""
+        cfg = self.config
+        along = self._along(robot)
+        ahead = along > self._planned(stamp) + cfg.overtake_margin
+        self._ahead = self._ahead + 1 if ahead else 0
+        still = (cfg.abandon_after_s > 0 and stamp - self._held.stamp >= cfg.abandon_after_s
+                 and along - self._start_along < cfg.abandon_fraction * (self._target_along - self._start_along))
+        self._still = self._still + 1 if still else 0
+        if self._ahead >= cfg.overtake_frames:
+            # The person is further along than the robot's plan: follow them, never lag behind.
+            LOG.debug("live face overtook the planned motion at %.3f s: mirroring", stamp)
+        elif self._still >= cfg.overtake_frames:
+            LOG.debug("no expression followed the peak activation of %.3f s: mirroring", self._held.stamp)
+        else:
+            return True
+        self._release()
+        return False
 
     def _along(self, robot: np.ndarray) -> float:
         """Displacement of a robot-space face from the robot's rest along the held prediction's

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..anticipation.blas import blas_threads
 from ..atomic import atomic_write_bytes, atomic_write_json
 from ..benchmarks.timing import peak_rss_mb
 from ..errors import InputError
@@ -129,7 +130,9 @@ class DemoRun:
         cfg = self.config
         source = open_source(self.video)        # InputError (exit 2) before anything slow
         cfg.out.mkdir(parents=True, exist_ok=True)
-        with source, _fast_thread_handoff():
+        # One BLAS thread: single-frame inference gains nothing from a second one and waits for it
+        # on a busy machine (anticipation/blas.py).
+        with source, _fast_thread_handoff(), blas_threads(1):
             self.stages = self.stages or Stages.load()
             extractor = FaceLandmarkExtractor(ExtractorConfig(max_faces=1))
             pipelines = {m: self.stages.pipeline(m, extractor=extractor if i == 0 else None)
