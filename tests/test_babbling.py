@@ -300,3 +300,36 @@ def test_babbling_through_servo_driver_and_emulator(tmp_path: Path, constraints:
     assert np.allclose(data.landmarks, twin.forward(data.present), atol=1e-5)
     info = json.loads((tmp_path / "emu" / INFO).read_text())
     assert info["robot"]["kind"] == "twin+servo-emulator" and info["robot"]["config_hash"] == twin_config_hash(twin)
+
+
+def test_camera_capture_skips_stale_frames_and_retries() -> None:
+    """The hardware capture: drop buffered frames, retry undetected ones, fail clearly."""
+    from types import SimpleNamespace
+
+    from emo_core.schema import Face
+    from emo_core.selfmodel.hardware import CameraCapture
+
+    class Source:
+        def __init__(self, n: int) -> None:
+            self.frames = [SimpleNamespace(image=np.full((4, 4, 3), k, np.uint8), stamp=k / 30, index=k)
+                           for k in range(n)]
+
+        def read(self):
+            return self.frames.pop(0) if self.frames else None
+
+    class Extractor:
+        def process(self, image, stamp=0.0, camera=""):
+            k = int(image[0, 0, 0])
+            if k < 4:                                   # frames 2 and 3 show no face
+                return Face.missing(stamp)
+            metric = np.zeros((113, 3), np.float32)
+            metric[:, 0] = k
+            return Face(detected=True, metric=metric, stamp=stamp)
+
+    capture = CameraCapture(Source(8), Extractor(), discard=2, attempts=3)
+    points = capture.capture(np.zeros(11), index=0)
+    assert points.shape == (113, 2) and points[0, 0] == 4       # frames 0-1 dropped, 2-3 retried
+    with pytest.raises(InputError, match="no face detected in 3 front-camera frames for sample 7"):
+        CameraCapture(Source(8), Extractor(), discard=0, attempts=3).capture(np.zeros(11), index=7)
+    with pytest.raises(InputError, match="stream ended"):
+        CameraCapture(Source(1), Extractor(), discard=2).capture(np.zeros(11), index=0)
