@@ -368,3 +368,38 @@ def test_babbler_collects_a_dataset_through_the_graph(graph, tmp_path):
     twin = DigitalTwin(noise_std=0.0)
     np.testing.assert_allclose(arrays.landmarks, twin.forward(arrays.present, noise=False), atol=0.05)
     np.testing.assert_allclose(arrays.present, arrays.commands, atol=0.02)
+
+
+# ------------------------------------------------------------------------------------- Ctrl-C
+def test_servo_driver_homes_and_releases_torque_on_ctrl_c(graph, tmp_path):
+    """`ros2 run emo_ros servo_driver`, activated, then Ctrl-C: the face eases home, torque goes off,
+    the process exits 0 (release() runs after spinning stops, without ROS)."""
+    import shutil
+    import signal
+    import subprocess
+
+    if shutil.which("ros2") is None:
+        pytest.skip("ros2 CLI not on PATH")
+    table = ServoTable.load()
+    link = tmp_path / "ttyEMO"
+    jaw = table.index("jaw")
+    start = {s.id: s.home for s in table.servos}
+    start[table.servos[jaw].id] = table.home_ticks[jaw] + 300          # the jaw starts well away from home
+    env = dict(os.environ, ROS_DOMAIN_ID=str(graph.context.get_domain_id()))
+    with BusEmulator.from_table(table, start, link=link) as emulator:
+        process = subprocess.Popen(["ros2", "run", "emo_ros", "servo_driver", "--ros-args", "-r", "__ns:=/emo",
+                                    "-p", f"port:={link}"], env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        try:
+            assert graph.transition("servo_driver", "configure")
+            assert graph.transition("servo_driver", "activate")
+            assert set(emulator.registers("Torque_Enable").values()) == {1}
+            os.killpg(process.pid, signal.SIGINT)         # Ctrl-C in a terminal: the whole group
+            out, _ = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+        assert process.returncode == 0, out
+        assert "Traceback" not in out, out
+        assert set(emulator.registers("Torque_Enable").values()) == {0}
+        assert abs(emulator.register(table.servos[jaw].id, "Present_Position") - table.home_ticks[jaw]) <= 10

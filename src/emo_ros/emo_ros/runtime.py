@@ -98,6 +98,12 @@ def run(make_node: Callable[[], Any], *, threads: int = 1, args: list[str] | Non
         # A bad parameter, file or model: one clear line, like the emo CLI, not a traceback.
         logging.getLogger("emo_ros").error("%s", exc)
         status = 2
+    except Exception:
+        # Ctrl-C shuts the context down from the signal handler while a callback may still be
+        # publishing; its "context is invalid" error is the shutdown itself, not a failure.
+        if rclpy.ok():
+            raise
+        logging.getLogger("emo_ros").debug("callback interrupted by shutdown", exc_info=True)
     finally:
         if node is not None:
             release = getattr(node, "release", None)
