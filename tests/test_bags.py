@@ -165,6 +165,25 @@ def test_babble_pairs_the_last_face_before_the_next_pose(tmp_path, store, twin, 
     np.testing.assert_array_equal(samples[0].present, samples[0].commands)
 
 
+def test_the_last_pose_is_not_paired_with_the_face_going_home(tmp_path, store, twin, table):
+    """After the babbler's last pose the commands stop and the driver's watchdog eases the face home
+    while the recording goes on: the last sample is still the face the pose held."""
+    messages, expected = _babble_run(store, twin, table, n_poses=2)
+    messages = [m for m in messages if not (m[0] == "/emo/face/command" and _command_source(m[3]) == 1)]
+    end = max(m[2] for m in messages) / 1e9
+    home = twin.forward(table.home_commands(), noise=False)
+    for k in range(1, 30):                                  # a second of the face at home
+        t = end + 0.5 + 0.033 * k
+        messages.append(("/emo/twin/landmarks", "emo_msgs/msg/FaceLandmarks", _ns(t),
+                         _landmarks(store, t, home, space=2, camera="twin")))
+    samples, _ = babble_samples(write_bag(tmp_path / "b", messages, store=store), TOPICS, table=table)
+    np.testing.assert_allclose(samples[-1].landmarks, expected[-1][1], atol=1e-6)
+
+
+def _command_source(msg) -> int:
+    return int(msg.source)
+
+
 def test_unsettled_when_the_face_came_too_early(tmp_path, store, twin, table):
     messages, _ = _babble_run(store, twin, table, n_poses=2)
     samples, _ = babble_samples(write_bag(tmp_path / "b", messages, store=store), TOPICS, settle_time_s=1.0,

@@ -5,8 +5,9 @@
 * a **babbling dataset** (``emo_core.datasets.babbling``) from a babbling run: the FaceCommands with
   source BABBLE on ``/emo/face/command`` are the poses; consecutive identical commands are one pose
   (the babbler re-sends its pose while the face settles). Each pose's sample is the last robot-face
-  FaceLandmarks (robot space; ``/emo/twin/landmarks`` in sim) stamped before the next pose was
-  sent -- the settled face the babbler captured. ``present`` comes from ``/emo/joint_states``
+  FaceLandmarks (robot space; ``/emo/twin/landmarks`` in sim) stamped while the pose was held --
+  before the next pose, and at most ``HOLD_S`` after its last command -- the settled face the
+  babbler captured. ``present`` comes from ``/emo/joint_states``
   through the servo table when the bag has it (else the commands); ``settled`` is true when that
   face came at least ``settle_time_s`` after the pose was sent. The babbler's intermediate
   waypoints are settled poses too and become samples.
@@ -38,6 +39,9 @@ LOG = logging.getLogger(__name__)
 
 STORAGES = ("sqlite3", "mcap")
 SOURCE_BABBLE = 2           # FaceCommand.SOURCE_BABBLE
+#: A babbling pose counts as held this long after its last (re-)sent command: the babbler node
+#: re-sends at 20 Hz, and the servo driver's watchdog eases home 0.5 s after commands stop.
+HOLD_S = 0.25
 HUMAN_FILE = "human_sequences.npz"
 
 
@@ -240,19 +244,26 @@ def _command_vector(msg: Any) -> np.ndarray:
     return np.array([values[n] for n in COMMAND_NAMES], np.float32)
 
 
-def _poses(commands: list[Any]) -> list[tuple[float, np.ndarray]]:
-    """(start stamp, commands) of each distinct pose: runs of identical BABBLE commands merge."""
-    poses: list[tuple[float, np.ndarray]] = []
+def _poses(commands: list[Any]) -> list[tuple[float, float, np.ndarray]]:
+    """(first stamp, last stamp, commands) of each distinct pose: runs of identical BABBLE commands."""
+    poses: list[tuple[float, float, np.ndarray]] = []
     for msg in sorted((m for m in commands if int(m.source) == SOURCE_BABBLE), key=_stamp):
-        vector = _command_vector(msg)
-        if not poses or not np.array_equal(poses[-1][1], vector):
-            poses.append((_stamp(msg), vector))
+        vector, t = _command_vector(msg), _stamp(msg)
+        if poses and np.array_equal(poses[-1][2], vector):
+            poses[-1] = (poses[-1][0], t, vector)
+        else:
+            poses.append((t, t, vector))
     return poses
 
 
 def babble_samples(path: str | Path, topics: BagTopics = BagTopics(), settle_time_s: float = 0.15,
-                   table: Any = None) -> tuple[list[BabbleSample], int]:
-    """The samples of one babbling bag and how many poses had no robot face to pair with."""
+                   table: Any = None, hold_s: float = HOLD_S) -> tuple[list[BabbleSample], int]:
+    """The samples of one babbling bag and how many poses had no robot face to pair with.
+
+    A pose is held until the next pose, or ``hold_s`` after its last (re-)sent command, whichever
+    comes first: once commands stop, the driver's watchdog eases the face home (the last pose of a
+    run would otherwise be paired with the face going home).
+    """
     path = Path(path)
     wanted = [topics.command, topics.robot_face] + ([topics.joint_states] if table is not None else [])
     found = read_topics(path, wanted)
@@ -267,9 +278,9 @@ def babble_samples(path: str | Path, topics: BagTopics = BagTopics(), settle_tim
     joints = sorted(found.get(topics.joint_states, []), key=_stamp)
     joint_t = np.array([_stamp(m) for m in joints])
     samples, skipped = [], 0
-    for k, (start, commands) in enumerate(poses):
-        end = poses[k + 1][0] if k + 1 < len(poses) else np.inf
-        i = int(np.searchsorted(face_t, end, side="left")) - 1       # last face before the next pose
+    for k, (start, last, commands) in enumerate(poses):
+        end = min(poses[k + 1][0] if k + 1 < len(poses) else np.inf, last + hold_s)
+        i = int(np.searchsorted(face_t, end, side="left")) - 1       # last face while the pose was held
         if i < 0 or face_t[i] < start:
             skipped += 1
             continue
