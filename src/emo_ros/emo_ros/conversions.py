@@ -23,7 +23,7 @@ import array
 import importlib
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -462,12 +462,3 @@ def camera_info_msg(types: MessageTypes, header: Any, width: int, height: int, f
     return types.new("sensor_msgs/msg/CameraInfo", header=header, height=int(height), width=int(width),
                      distortion_model="plumb_bob", d=types.sequence(np.zeros(5, np.float64)), k=k,
                      r=np.eye(3, dtype=np.float64).reshape(-1), p=p)
-
-
-def names_and_values(mapping: Mapping[str, float]) -> tuple[list[str], np.ndarray]:
-    """Split a {name: value} mapping into the two parallel fields messages use."""
-    return list(mapping), np.asarray(list(mapping.values()), np.float32)
-
-
-def as_list(values: Sequence[Any] | np.ndarray) -> list:
-    return [v.item() if isinstance(v, np.generic) else v for v in values]
