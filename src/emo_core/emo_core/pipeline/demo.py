@@ -157,8 +157,9 @@ class DemoRun:
             clip = self._clip_synchrony()
             synthetic = self._synthetic() if cfg.synthetic > 0 else None
         report = self._report(primary, clip, synthetic)
-        atomic_write_bytes(cfg.out / "timeline.png", self._plot(clip, synthetic))
-        atomic_write_json(cfg.out / "report.json", report)
+        for path in (atomic_write_bytes(cfg.out / "timeline.png", self._plot(clip, synthetic)),
+                     atomic_write_json(cfg.out / "report.json", report)):
+            path.chmod(0o644)        # the temp file was private (mkstemp); outputs are ordinary files
         return report
 
     def _frames(self, source: Any, pipelines: dict) -> Iterator[np.ndarray]:
