@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from ..datasets.babbling import BabblingHeader, BabblingWriter
 from .constraints import ConstraintFunction

@@ -77,7 +77,7 @@ class HalfPool:
     def recombines(self) -> bool:
         return self.upper is not None and self.lower is not None and len(self.upper) > 0 and len(self.lower) > 0
 
-    def _as_is(self) -> BabblingArrays:
+    def as_is(self) -> BabblingArrays:
         parts = [self.full] if self.full is not None else []
         if not self.recombines:
             parts += [p for p in (self.upper, self.lower) if p is not None]
@@ -86,7 +86,7 @@ class HalfPool:
     @property
     def n_pairs(self) -> int:
         combos = len(self.upper) * len(self.lower) if self.recombines else 0
-        return combos + len(self._as_is())
+        return combos + len(self.as_is())
 
     def combine(self, up_rows: np.ndarray, lo_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Recombined faces: landmarks (n, 113, 2) and commands (n, 11)."""
@@ -102,7 +102,7 @@ class HalfPool:
     def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` random training faces: recombined pairs, plus as-is samples in proportion to
         their share of the raw samples (so a few full-mode samples are not drowned by 10^6 pairs)."""
-        as_is = self._as_is()
+        as_is = self.as_is()
         if not self.recombines:
             rows = rng.integers(0, len(as_is), n)
             return as_is.landmarks[rows], as_is.commands[rows]
@@ -118,7 +118,7 @@ class HalfPool:
     def enumerate(self, max_pairs: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """All recombined pairs (every upper with every lower) plus the as-is samples; a seeded
         random subset of the pairs when there are more than ``max_pairs``."""
-        as_is = self._as_is()
+        as_is = self.as_is()
         lms, cmds = [as_is.landmarks], [as_is.commands]
         if self.recombines:
             nu, nl = len(self.upper), len(self.lower)

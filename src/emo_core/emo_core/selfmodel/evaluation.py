@@ -91,7 +91,7 @@ def nearest_neighbour(pool: HalfPool, landmarks: np.ndarray) -> np.ndarray:
         best_cmd[:, :_N_UP] = pool.upper.commands[iu, :_N_UP]
         best_cmd[:, _N_UP:] = pool.lower.commands[il, _N_UP:]
         best_d = du + dl
-    as_is = pool._as_is()
+    as_is = pool.as_is()
     if len(as_is):
         ia, da = _sq_dists_min(landmarks, as_is.landmarks)
         closer = da < best_d

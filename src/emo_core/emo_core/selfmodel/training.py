@@ -238,7 +238,16 @@ def train_inverse(data: list[str | Path], cfg: TrainConfig | None = None, progre
     """Train on babbling datasets; returns the chosen model (card filled in) and every variant."""
     cfg = cfg or TrainConfig()
     clock = clock or MonotonicClock()
-    torch.set_num_threads(cfg.threads)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads)      # process-wide in torch: restored below
+    try:
+        return _train_on(data, cfg, progress, clock)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_on(data: list[str | Path], cfg: TrainConfig, progress: bool,
+              clock: Clock) -> tuple[InverseModel, dict[str, VariantResult]]:
     corpus = Corpus.build(find_datasets(data), cfg.seed, cfg.test_fraction, cfg.val_fraction)
     if corpus.parts["train"].n_pairs == 0:
         raise InputError("the training split is empty")
@@ -250,7 +259,8 @@ def train_inverse(data: list[str | Path], cfg: TrainConfig | None = None, progre
     card = {
         "training": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(cfg).items()},
                      "loss": "mse", "optimizer": "adam", "chosen": chosen.name,
-                     "lr_used": chosen.lr, "input_noise_used": chosen.input_noise, "best_epoch": chosen.best_epoch, "epochs": chosen.epochs},
+                     "lr_used": chosen.lr, "input_noise_used": chosen.input_noise,
+                     "best_epoch": chosen.best_epoch, "epochs": chosen.epochs},
         "data": {"fingerprint": corpus.fingerprint(), "datasets": corpus.describe(), "robot": corpus.robot,
                  "split": corpus.split, "recombined": corpus.parts["train"].recombines},
         "metrics": {"val_l1": round(chosen.val_l1, 6), "test_l1": round(test_l1, 6),
