@@ -15,12 +15,37 @@ from typing import IO, Any
 import numpy as np
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(fileobj)`` on a temp file beside ``path``, then atomically replace ``path``."""
+def _fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], sync_dir: bool = False) -> Path:
+    """Call ``write(fileobj)`` on a temp file beside ``path``, then atomically replace ``path``.
+
+    ``sync_dir`` also fsyncs the directory, so the rename itself survives a power cut (datasets).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates 0600 files; give the result the permissions a plain open() would.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
@@ -30,11 +55,13 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    if sync_dir:
+        _fsync_dir(path.parent)
     return path
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    return atomic_write(path, lambda handle: handle.write(data))
+def atomic_write_bytes(path: str | Path, data: bytes, sync_dir: bool = False) -> Path:
+    return atomic_write(path, lambda handle: handle.write(data), sync_dir=sync_dir)
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> Path:

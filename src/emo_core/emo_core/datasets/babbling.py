@@ -27,15 +27,14 @@ import hashlib
 import io
 import json
 import logging
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes
 from ..errors import InputError, SchemaError
 from ..schema import COMMAND_NAMES, LOWER, MP_INDICES, N_COMMANDS, N_LANDMARKS, UPPER
 
@@ -65,39 +64,6 @@ def landmark_schema() -> dict[str, Any]:
 
 def chunk_name(number: int) -> str:
     return f"chunk-{number:06d}.npz"
-
-
-# --------------------------------------------------------------------------------------- I/O helpers
-def _fsync_dir(path: Path) -> None:
-    """Make a rename in ``path`` durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: Path, data: bytes, sync_dir: bool = True) -> None:
-    """Temp file beside ``path`` + fsync + rename (+ directory fsync): old or new, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    if sync_dir:
-        _fsync_dir(path.parent)
 
 
 def _sha256(data: bytes) -> str:
@@ -422,7 +388,7 @@ class BabblingWriter:
     def _write_manifest(self) -> None:
         self.info["n_samples"] = sum(c["n"] for c in self.info["chunks"])
         self.info["n_unsettled"] = sum(c.get("n_unsettled", 0) for c in self.info["chunks"])
-        atomic_write_bytes(self.root / INFO, (json.dumps(self.info, indent=2) + "\n").encode())
+        atomic_write_bytes(self.root / INFO, (json.dumps(self.info, indent=2) + "\n").encode(), sync_dir=True)
 
     def _remove_stale_temp_files(self) -> None:
         for folder in (self.root / "meta", self.root / DATA):
