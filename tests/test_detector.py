@@ -131,3 +131,19 @@ def test_ignores_blinks_talking_and_head_turns(people):
     firings = {seq.label + str(i): len(run(seq)) for i, seq in enumerate(distractors)}
     minutes = sum(len(s.landmarks) / s.fps for s in distractors) / 60
     assert sum(firings.values()) <= 1, f"false triggers on {firings} in {minutes:.1f} min of footage"
+
+
+def test_online_scores_equal_the_training_features(people):
+    from emo_core.anticipation.scorer import ExpressionScorer, sequence_features
+
+    scorer = ExpressionScorer.load(None)
+    seq = people[0][1]
+    xy = seq.landmarks[..., :2]
+    det = PeakActivationDetector(DetectorConfig(neutral_update_every=10_000, rearm_frames=10_000), scorer)
+    online = []
+    for i, frame in enumerate(xy):
+        det.update(frame, i / seq.fps)
+        online.append(det.last_probability)
+    offline = scorer.probability(sequence_features(xy, np.median(xy[:8], axis=0), scorer.spec))
+    start = 8 + scorer.spec.history
+    np.testing.assert_allclose(online[start:], offline[start:], atol=1e-5)

@@ -128,6 +128,9 @@ class PeakActivationDetector:
         self._run = 0
         self._below = 0
         self._index = -1
+        self._rest_version = 0
+        self._appended = 0                       # frames appended to the history so far
+        self._d_cache: dict[tuple[int, int], np.ndarray] = {}
         self.noise = c.noise_floor
         self.last_probability = 0.0
         self.last_activity = 0.0
@@ -142,12 +145,14 @@ class PeakActivationDetector:
         if self._stamps and stamp - self._stamps[-1] > self.config.max_gap_s:
             self._xy.clear()
             self._stamps.clear()
+            self._d_cache.clear()
             self._run = 0
         if self.state is DetectorState.CALIBRATING:
             self._calibrate(xy)
             return None
         self._xy.append(xy)
         self._stamps.append(stamp)
+        self._appended += 1
         if len(self._xy) < self._need:
             return None
         probability, activity = self._score()
@@ -197,13 +202,27 @@ class PeakActivationDetector:
 
     def _score(self) -> tuple[float, float]:
         spec = self.scorer.spec
-        frames = list(self._xy)
-        k, n = spec.smooth_frames, len(frames)
-        d_now = displacement(np.mean(frames[n - k:], axis=0), self.rest)
-        d_past = [displacement(np.mean(frames[n - k - lag:n - lag], axis=0), self.rest) for lag in spec.lags]
+        d_now = self._displacement(0)
+        d_past = [self._displacement(lag) for lag in spec.lags]
         pts = spec.points
         feats = frame_features(d_now[pts], [d[pts] for d in d_past])
         return float(self.scorer.probability(feats)[0]), _activity(d_now)
+
+    def _displacement(self, lag: int) -> np.ndarray:
+        """Displacement from the neutral of the smoothed frame ``lag`` frames ago (cached per frame)."""
+        key = (self._appended - lag, self._rest_version)
+        hit = self._d_cache.get(key)
+        if hit is not None:
+            return hit
+        k, n = self.scorer.spec.smooth_frames, len(self._xy)
+        end = n - lag
+        smoothed = self._xy[end - 1] if k == 1 else sum(self._xy[i] for i in range(end - k, end)) * (1.0 / k)
+        d = displacement(smoothed, self.rest)
+        self._d_cache[key] = d
+        if len(self._d_cache) > 4 * self._need:
+            for old in sorted(self._d_cache)[:len(self._d_cache) - 2 * self._need]:
+                del self._d_cache[old]
+        return d
 
     def _update_noise(self) -> None:
         if self._quiet_activity:
@@ -215,6 +234,7 @@ class PeakActivationDetector:
         self._quiet_count += 1
         if self._quiet_count % self.config.neutral_update_every == 0:
             self.rest = np.median(np.stack(self._neutral), axis=0).astype(np.float32)
+            self._rest_version += 1
             self._update_noise()
 
     def _fire(self, stamp: float, probability: float) -> PeakEvent:

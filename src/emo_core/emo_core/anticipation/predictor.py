@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -194,15 +195,15 @@ class NumpyForward:
             self.b = [sd[f"fc.{i}.bias"] for i in range(8)]
             return
         # Fold the input standardization into fc1 and the output scaling into ``out``. The features
-        # are (frames - rest, rest); since fc1 is linear, split it into a part on the raw frames and
-        # a part on the rest face (minus the frame blocks' sum): two matmuls, no feature copy.
+        # are (frames - rest, rest); fc1 is linear, so it acts on [frames, rest] directly once the
+        # frame blocks' sum is moved into the rest part: no feature copy, one matmul.
         inv = 1.0 / sd["x_std"]
         w1 = sd["fc1.weight"] * inv[None, :]                       # (H, 1130)
         frames_part = w1[:, :IN_DIM]
         rest_part = w1[:, IN_DIM:] - frames_part.reshape(len(w1), N_INPUT, OUT_DIM).sum(axis=1)
-        self.w1x = np.ascontiguousarray(frames_part.T)             # (904, H)
-        self.w1r = np.ascontiguousarray(rest_part.T)               # (226, H)
+        self.w1 = np.ascontiguousarray(np.concatenate([frames_part, rest_part], axis=1).T)  # (1130, H)
         self.b1 = (sd["fc1.bias"] - w1 @ sd["x_mean"]).astype(np.float32)
+        self.quarter = np.full((1, N_INPUT), 0.25, np.float32)      # mean of the 4 frames, as a matmul
         self.w2 = np.ascontiguousarray(sd["fc2.weight"].T)
         self.b2 = sd["fc2.bias"]
         scale = np.concatenate([np.repeat(sd["y_scale"], OUT_DIM), sd["t_stats"][1:2]])
@@ -219,8 +220,7 @@ class NumpyForward:
         """x (B, 904) float32 frames (flattened, oldest first), rest (B, 226) -> (targets (B, 226), tta (B,))."""
         if self.kind == "paper":
             return self._paper(x), np.full(len(x), self.prior_tta, np.float32)
-        h = x @ self.w1x
-        h += rest @ self.w1r
+        h = np.concatenate((x, rest), axis=1) @ self.w1
         h += self.b1
         np.maximum(h, 0.0, out=h)
         h = h @ self.w2
@@ -228,8 +228,8 @@ class NumpyForward:
         np.maximum(h, 0.0, out=h)
         out = h @ self.w3
         out += self.b3
-        base = x[:, :OUT_DIM] + x[:, OUT_DIM:2 * OUT_DIM] + x[:, 2 * OUT_DIM:3 * OUT_DIM] + x[:, 3 * OUT_DIM:]
-        return base * np.float32(0.25) + out[:, :OUT_DIM], out[:, OUT_DIM]
+        base = (self.quarter @ x.reshape(len(x), N_INPUT, OUT_DIM))[:, 0]
+        return out[:, :OUT_DIM] + base, out[:, OUT_DIM]
 
     def _paper(self, x: np.ndarray) -> np.ndarray:
         h = x
@@ -284,10 +284,15 @@ class ExpressionPredictor:
     # -- inference
     def predict(self, frames: np.ndarray, rest: np.ndarray | None = None) -> Prediction:
         """Four (113, 2|3) metric frames (oldest first) and the (113, 2|3) resting face -> Prediction."""
-        x = _check_frames(frames)
-        r = self._check_rest(rest, 1)
+        x = _check_frames(frames, check_finite=False)
+        r = self._check_rest(rest, 1, check_finite=False)
+        # One sum per input instead of an elementwise isfinite: NaN/inf make the sum non-finite
+        # (so would values beyond 1e38, which are no face either). This is the hot path.
+        if not math.isfinite(float(x.sum()) + (0.0 if r is None else float(r.sum()))):
+            raise InputError("predictor input (frames or rest face) contains NaN or inf")
         target, tta = self.fast(x.reshape(1, IN_DIM), r)
-        return Prediction(target=target.reshape(N_LANDMARKS, 2), time_to_apex=max(float(tta[0]), 0.0))
+        t = float(tta[0])
+        return Prediction(target=target.reshape(N_LANDMARKS, 2), time_to_apex=t if t > 0.0 else 0.0)
 
     def predict_event(self, event: Any) -> Prediction:
         """Prediction for a detector :class:`~emo_core.anticipation.detector.PeakEvent`."""
@@ -317,7 +322,7 @@ class ExpressionPredictor:
             target = self.module(x).numpy()
         return target, np.full(len(target), max(self.prior_tta, 0.0), np.float32)
 
-    def _check_rest(self, rest: np.ndarray | None, n: int) -> np.ndarray | None:
+    def _check_rest(self, rest: np.ndarray | None, n: int, check_finite: bool = True) -> np.ndarray | None:
         if not self.needs_rest:
             return None
         if rest is None:
@@ -331,9 +336,9 @@ class ExpressionPredictor:
             r = r.reshape(n, OUT_DIM)
         else:
             raise InputError(f"rest face must be (113, 2) or ({n}, 113, 2), got {np.shape(rest)}")
-        if not np.isfinite(r).all():
+        if check_finite and not np.isfinite(r).all():
             raise InputError("rest face contains NaN or inf")
-        return np.ascontiguousarray(r)
+        return r if r.flags.c_contiguous else np.ascontiguousarray(r)
 
     # -- files
     def save(self, directory: str | Path) -> Path:
@@ -387,13 +392,13 @@ def _read_card(path: Path) -> dict[str, Any]:
     return card
 
 
-def _check_frames(frames: np.ndarray) -> np.ndarray:
+def _check_frames(frames: np.ndarray, check_finite: bool = True) -> np.ndarray:
     x = np.asarray(frames, dtype=np.float32)
     if x.shape != (N_INPUT, N_LANDMARKS, 2):
         if x.shape != (N_INPUT, N_LANDMARKS, 3):
             raise InputError(f"predictor input must be (4, 113, 2|3), got {x.shape}")
         x = np.ascontiguousarray(x[..., :2])
-    if not np.isfinite(x).all():
+    if check_finite and not np.isfinite(x).all():
         raise InputError("predictor input contains NaN or inf")
     return x
 

@@ -63,6 +63,7 @@ class Retargeter:
         # A rest face outside its own range would invert the clip: keep 0 inside [low, high].
         self.low = np.minimum(lo, 0.0).astype(np.float32)
         self.high = np.maximum(hi, 0.0).astype(np.float32)
+        self._k = np.float32(self.config.k)
 
     @classmethod
     def from_twin(cls, twin: Any, config: RetargetConfig | None = None) -> "Retargeter":
@@ -93,12 +94,21 @@ class Retargeter:
     def __call__(self, human: np.ndarray, human_rest: np.ndarray) -> np.ndarray:
         """(113, 2|3) or (N, 113, 2|3) human landmarks + (113, 2|3) human rest -> robot (..., 113, 2)."""
         h = np.asarray(human, dtype=np.float32)
-        rest = np.asarray(human_rest, dtype=np.float32)[..., :2]
-        if h.shape[-2:] not in ((N_LANDMARKS, 2), (N_LANDMARKS, 3)) or rest.shape != (N_LANDMARKS, 2):
+        rest = np.asarray(human_rest, dtype=np.float32)
+        if h.shape[-1] == 3:
+            h = h[..., :2]
+        if rest.shape[-1] == 3:
+            rest = rest[..., :2]
+        if h.shape[-2:] != (N_LANDMARKS, 2) or rest.shape != (N_LANDMARKS, 2):
             raise InputError(f"retarget expects (..., 113, 2|3) landmarks and a (113, 2) rest face, "
-                             f"got {h.shape} and {rest.shape}")
-        d = h[..., :2] - rest
-        k = np.float32(self.config.k)
+                             f"got {np.shape(human)} and {np.shape(human_rest)}")
+        # In place on one temporary: this runs once per frame between predictor and inverse model.
+        d = np.subtract(h, rest)
         if self.config.scale_before_clip:
-            return self.robot_rest + np.clip(k * d, self.low, self.high)
-        return self.robot_rest + k * np.clip(d, self.low, self.high)
+            d *= self._k
+            np.clip(d, self.low, self.high, out=d)
+        else:
+            np.clip(d, self.low, self.high, out=d)
+            d *= self._k
+        d += self.robot_rest
+        return d

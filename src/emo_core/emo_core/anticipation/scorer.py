@@ -81,7 +81,12 @@ class ScorerSpec:
 def displacement(smoothed: np.ndarray, neutral: np.ndarray) -> np.ndarray:
     """(..., 113, 2) smoothed points minus the neutral, with the median point displacement removed."""
     d = smoothed - neutral
-    return d - np.median(d, axis=-2, keepdims=True)
+    n = d.shape[-2]
+    if n % 2:   # odd count (113): the median is one order statistic; partition is ~5x cheaper
+        median = np.take(np.partition(d, n // 2, axis=-2), [n // 2], axis=-2)
+    else:
+        median = np.median(d, axis=-2, keepdims=True)
+    return d - median
 
 
 def sequence_features(xy: np.ndarray, neutral: np.ndarray, spec: ScorerSpec) -> np.ndarray:

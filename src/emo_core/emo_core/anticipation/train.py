@@ -32,7 +32,7 @@ class TrainConfig:
     """Hyper-parameters; the ``paper`` defaults are the paper's (Adam, lr 1e-5, batch 128, MSE)."""
 
     architecture: str = "delta"
-    hidden: int = 128
+    hidden: int = 64
     lr: float | None = None          # None: 1e-5 for paper, 1e-3 for delta
     batch_size: int = 128
     epochs: int = 60

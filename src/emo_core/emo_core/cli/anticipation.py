@@ -165,7 +165,7 @@ def register(registry) -> None:
     p.add_argument("--out", required=True, help="model directory to write (model.safetensors + card.json)")
     p.add_argument("--arch", choices=("delta", "paper"), default="delta",
                    help="delta: improved variant (default); paper: the paper's 8-layer reference")
-    p.add_argument("--hidden", type=int, default=128, help="hidden width of the delta model")
+    p.add_argument("--hidden", type=int, default=64, help="hidden width of the delta model")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-5 paper, 1e-3 delta)")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--epochs", type=int, default=60)
