@@ -171,6 +171,41 @@ def test_a_prediction_the_person_overtakes_is_released_early(twin, retargeter, g
         assert mirrored[-1] and mirrored.index(True) <= 3
 
 
+def test_a_person_ahead_of_the_plan_makes_the_robot_hurry_not_mirror(twin, retargeter) -> None:
+    """Ahead of the planned motion but short of the predicted face: the prediction stays, with
+    execute_at moved to now (the driver's fastest, lag-led approach); without hurrying, mirroring."""
+    frames, _, _ = smile_sequence(rise=0.3)       # a fast smile: it outruns a constant-speed plan
+    for hurry in (True, False):
+        config = PipelineConfig(mode=Mode.COEXPRESSION, hurry_when_overtaken=hurry)
+        pipeline = CoexpressionPipeline(StandInPredictor(6.0), StandInInverse(twin), retargeter,
+                                        twin.calm_commands(), config=config, detector=ThresholdDetector())
+        results = run_frames(pipeline, frames)
+        fire = next(r for r in results if r.event is not None)
+        during = [r for r in results if fire.stamp < r.stamp <= fire.stamp + fire.time_to_apex]
+        if hurry:
+            hurried = [r for r in during if r.command.source is Source.PREDICTED and r.command.execute_at < fire.stamp + fire.time_to_apex]
+            assert hurried, "the prediction was hurried"
+            assert hurried[0].command.execute_at == pytest.approx(hurried[0].stamp)
+            assert np.array_equal(hurried[0].command.positions, fire.command.positions), "same face, sooner"
+        else:
+            assert any(r.command.source is Source.MIMIC for r in during)
+
+
+def test_lead_mirroring_times_coexpression_mirroring_but_never_mimicry(twin, retargeter) -> None:
+    frames, _, _ = smile_sequence()
+    for mode in (Mode.COEXPRESSION, Mode.MIMICRY):
+        config = PipelineConfig(mode=mode, lead_mirroring=True)
+        pipeline = CoexpressionPipeline(StandInPredictor(2.0), StandInInverse(twin), retargeter,
+                                        twin.calm_commands(), config=config, detector=ThresholdDetector())
+        mirrored = [r.command for r in run_frames(pipeline, frames)
+                    if r.command is not None and r.command.source is Source.MIMIC and r.calibrated]
+        assert mirrored
+        if mode is Mode.COEXPRESSION:
+            assert all(c.execute_at == c.stamp for c in mirrored), "arrive as soon as possible, lag-led"
+        else:
+            assert all(c.execute_at is None for c in mirrored), "the baseline stays naive"
+
+
 def test_a_prediction_no_expression_follows_is_abandoned(twin, retargeter) -> None:
     """A twitch at rest fires the detector; the face goes back to rest, so the robot does too."""
     frames, _, _ = smile_sequence(seconds=2.0, amplitude=0.0)
@@ -246,15 +281,21 @@ def test_latency_is_recorded_per_stage_with_the_injected_timer(twin, retargeter)
 
 # ------------------------------------------------------------------------------------ sim robot
 
+SMILE = 0.8
+
+
 def _command(positions, stamp, execute_at=None, source=Source.MIMIC) -> FaceCommand:
     return FaceCommand(COMMAND_NAMES, np.asarray(positions, np.float32), stamp, execute_at, source)
 
 
 def _drive(robot: SimRobot, twin) -> np.ndarray:
-    """Calm stream for 0.3 s, then a timed smile (execute_at 0.9 s), streamed at 30 fps until 1.4 s."""
+    """Calm stream for 0.3 s, then a timed smile (execute_at 0.9 s), streamed at 30 fps until 1.4 s.
+
+    The smile stays clear of the servo limits: a goal cannot lead the setpoint past a limit, so a
+    move that ends at one arrives up to a time constant late."""
     calm = twin.calm_commands()
     smile = calm.copy()
-    smile[COMMAND_NAMES.index("mouth_corner_up")] = 0.95
+    smile[COMMAND_NAMES.index("mouth_corner_up")] = SMILE
     for i in range(int(1.4 * FPS)):
         t = i / FPS
         cmd = _command(calm, t) if t < 0.3 else _command(smile, 0.3, execute_at=0.9, source=Source.PREDICTED)
@@ -274,17 +315,19 @@ def test_sim_robot_is_deterministic_and_arrives_on_time(twin) -> None:
         second = _drive(robot, twin)
     assert np.array_equal(first, second), "one ManualClock: the same commands give the same motion"
     k = COMMAND_NAMES.index("mouth_corner_up")
-    lag = robot.driver_config.servo_lag_s
     calm = twin.calm_commands()[k]
-    # Timed: the servos move at the constant speed that arrives at execute_at - servo lag, not at once.
+    # Timed: a constant-speed approach whose goals lead the plant's lag, so the *face* gets there at
+    # execute_at (95 % of the way at ~95 % of the time), not at once and not a lag later.
     halfway = first[np.searchsorted(times, 0.6), k]
-    assert calm + 0.3 * (0.95 - calm) < halfway < calm + 0.7 * (0.95 - calm)
-    arrived = times[np.argmax(first[:, k] >= 0.95 - 0.01)]
-    assert 0.9 - lag - 0.03 <= arrived <= 0.9 + 0.02
+    assert calm + 0.3 * (SMILE - calm) < halfway < calm + 0.7 * (SMILE - calm)
+    arrived = times[np.argmax(first[:, k] >= calm + 0.95 * (SMILE - calm))]
+    assert 0.9 - 0.05 <= arrived <= 0.9 + 0.03
+    assert first[:, k].max() <= SMILE + 0.01, "no overshoot"
 
 
 def test_sim_robot_faces_start_calm_and_follow_an_untimed_command_at_full_speed(twin) -> None:
-    with SimRobot(twin, config=SimConfig(input_latency_s=0.05)) as robot:
+    # An ideal plant (no response lag): an untimed command moves at the servo's full speed.
+    with SimRobot(twin, config=SimConfig(input_latency_s=0.05, response_time_s=0.0)) as robot:
         robot.advance_to(0.1)
         assert np.allclose(robot.faces()[-1], twin.rest_face(), atol=2e-3), "powered up at the calm face"
         target = twin.calm_commands()
@@ -303,6 +346,28 @@ def test_sim_robot_faces_start_calm_and_follow_an_untimed_command_at_full_speed(
         robot.advance_to(robot.now() + 0.05)
         assert np.allclose(robot.trace().commands[-1], twin.calm_commands(), atol=0.01)
 
+
+
+def test_with_the_plant_lag_an_untimed_command_arrives_late(twin) -> None:
+    """The default plant (servos.yaml emulator.response_time_s): a "now" command -- all mimicry ever
+    sends -- reaches 95 % of the move about three time constants after it left at full speed."""
+    jaw = COMMAND_NAMES.index("jaw_open")
+    arrivals = {}
+    for tau in (0.0, None):
+        with SimRobot(twin, config=SimConfig(input_latency_s=0.0, response_time_s=tau)) as robot:
+            robot.advance_to(0.1)
+            target = twin.calm_commands()
+            start = float(robot.trace().commands[-1][jaw])
+            target[jaw] = 0.6
+            for t in np.arange(0.1, 1.6, 0.05):      # a live stream (the watchdog stays quiet)
+                robot.submit(_command(target, float(t)))
+                robot.advance_to(float(t))
+            trace = robot.trace()
+            lag = robot.table.emulator["response_time_s"]
+        reached = trace.commands[:, jaw] >= start + 0.95 * (0.6 - start)
+        assert reached.any()
+        arrivals[tau] = trace.times[np.argmax(reached)]
+    assert arrivals[None] - arrivals[0.0] >= 1.5 * lag
 
 # ------------------------------------------------------------------------------------ synchrony
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import time
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from emo_core.errors import ConfigError, InputError
 from emo_core.schema import COMMAND_NAMES
 from emo_core.servo import BusEmulator, DriverConfig, ServoDriver, ServoError, ServoTable, TransportError
 from emo_core.servo.bus import ServoBus
+from emo_core.servo.emulator import EmulatedServo
 from emo_core.servo.models import HW_OVERHEATING, HW_OVERLOAD, MODELS
 
 DT = 0.01
@@ -35,7 +37,10 @@ def clock() -> ManualClock:
 
 @pytest.fixture()
 def emulator(table, clock, tmp_path):
-    with BusEmulator.from_table(table, link=tmp_path / "servo_bus", clock=clock) as emu:
+    # An ideal servo (present = profile): these tests check the driver's plan, safety and bus logic;
+    # the plant's lag (servos.yaml emulator.response_time_s) and the lead that beats it are tested
+    # on their own below.
+    with BusEmulator.from_table(table, link=tmp_path / "servo_bus", clock=clock, response_time_s=0.0) as emu:
         yield emu
 
 
@@ -160,24 +165,82 @@ def test_velocity_limit_per_servo(table, emulator, clock, driver) -> None:
         assert emulator.servo(spec.id).max_goal_jump <= spec.max_velocity * driver.config.max_dt_s + 1
 
 
-def test_arrive_at_plans_the_motion(table, clock, driver) -> None:
-    jaw = table.index("jaw")
-    spec = table.servos[jaw]
-    target = spec.to_ticks(0.8)
-    t_apex = clock.now() + 0.6
-    driver.command({"jaw_open": 0.8}, arrive_at=t_apex)     # once: the watchdog waits for the apex
-    lag = driver.config.servo_lag_s
-    goal_at = {}
-    while clock.now() < t_apex + 0.05:
-        clock.advance(DT)
-        state = driver.step()
-        goal_at[round(clock.now() - (t_apex - 0.6), 2)] = int(state.goal_ticks[jaw])
-    # Constant speed that lands the goal at the apex minus the lag -- slower than the max velocity.
-    arrival = min(t for t, g in goal_at.items() if g == target)
-    assert arrival == pytest.approx(0.6 - lag, abs=2 * DT)
-    halfway = goal_at[round((0.6 - lag) / 2, 2)]
-    assert abs(halfway - (spec.home + target) / 2) < 0.05 * spec.span
-    assert state.position_ticks[jaw] == target and not state.watchdog
+def _timed_jaw_move(table, clock, tmp_path, servo_lag_s: float, seconds: float = 0.6):
+    """Jaw home -> 0.8 with arrive_at ``seconds`` ahead, through the plant of servos.yaml (first-order
+    lag); returns times since the command, goal and present ticks, and the target."""
+    spec = table.servos[table.index("jaw")]
+    with BusEmulator.from_table(table, link=tmp_path / f"bus_{servo_lag_s}", clock=clock) as emu:
+        drv = make_driver(table, emu, clock, servo_lag_s=servo_lag_s)
+        drv.open()
+        drv.activate()
+        run(drv, clock, 0.3)                                   # settled at home
+        t0 = clock.now()
+        drv.command({"jaw_open": 0.8}, arrive_at=t0 + seconds)  # once: the watchdog waits for the apex
+        times, goal, present = [], [], []
+        while clock.now() < t0 + seconds + 0.45:     # before the watchdog (0.5 s after arrive_at)
+            clock.advance(DT)
+            writes = emu.stats.sync_writes
+            state = drv.step()
+            _wait_for_goal_write(emu, writes)
+            times.append(clock.now() - t0)
+            goal.append(int(state.goal_ticks[table.index("jaw")]))
+            present.append(int(state.position_ticks[table.index("jaw")]))
+        drv.shutdown()
+    return np.array(times), np.array(goal), np.array(present), spec.to_ticks(0.8)
+
+
+def _wait_for_goal_write(emu: BusEmulator, writes_before: int) -> None:
+    """A Sync Write has no answer: wait until the emulator's thread applied this cycle's goals before
+    the clock moves on, so the motion (a lag integrates over time) does not depend on scheduling."""
+    deadline = time.monotonic() + 2.0
+    while emu.stats.sync_writes <= writes_before and time.monotonic() < deadline:
+        time.sleep(0)
+
+
+def _crossing(times, present, start, target, fraction):
+    return times[np.argmax((present - start) >= fraction * (target - start))]
+
+
+def test_the_plant_lags_as_a_first_order_system(table) -> None:
+    tau = table.emulator["response_time_s"]
+    assert tau > 0, "servos.yaml models the face servos' lag"
+    servo = EmulatedServo(26, MODELS["XM430-W350"], 2000.0, 0.0, response_time_s=tau)
+    servo.set("Torque_Enable", 1)
+    servo.set("Goal_Position", 2010)
+    servo.update(tau)                        # one time constant later: 63 % of the way
+    assert servo.position - 2000 == pytest.approx(10 * (1 - math.exp(-1.0)), abs=0.3)
+    servo.update(6 * tau)
+    assert servo.get("Present_Position") == 2010 and servo.get("Moving") == 0
+    servo.set("Goal_Position", 2100)
+    servo.update(7 * tau)
+    servo.set("Torque_Enable", 0)
+    servo.update(8 * tau)
+    assert servo.profile == servo.position < 2100, "limp: the horn stays, the response restarts there"
+    with pytest.raises(ConfigError, match="response_time_s"):
+        EmulatedServo(1, MODELS["XM430-W350"], 2000.0, 0.0, response_time_s=-1.0)
+
+
+def test_arrive_at_plans_the_motion_so_the_face_arrives_on_time(table, clock, tmp_path) -> None:
+    """With the lag model (driver servo_lag_s = the plant's time constant) the goals lead the setpoint
+    by lag x velocity and the *present* position reaches 95 % of the move at arrive_at (a constant
+    speed ramp crosses 95 % at 95 % of its time); without the lead the face is ~0.3 s late."""
+    tau = table.emulator["response_time_s"]
+    times, goal, present, target = _timed_jaw_move(table, clock, tmp_path, servo_lag_s=tau)
+    start = present[0]
+    spec = table.servos[table.index("jaw")]
+    assert goal.min() >= spec.min and goal.max() <= spec.max, "the lead never takes a goal past the limits"
+    assert present.max() <= target + 2, "the face does not overshoot (goals lead, the face does not)"
+    vmax = table.servos[table.index("jaw")].max_velocity
+    assert np.abs(np.diff(present)).max() <= vmax * DT + 1, "the face moves within max_velocity"
+    arrived = _crossing(times, present, start, target, 0.95)
+    assert 0.6 - 0.05 <= arrived <= 0.6 + 0.02
+    halfway = present[np.searchsorted(times, 0.3)]
+    assert abs((halfway - start) / (target - start) - 0.5) < 0.1, "constant speed, not a jump"
+    assert abs(present[-1] - target) <= 1
+    # The same move without the lead: the face reaches 95 % well after the apex.
+    times0, _, present0, _ = _timed_jaw_move(table, clock, tmp_path, servo_lag_s=0.0)
+    late = _crossing(times0, present0, present0[0], target, 0.95)
+    assert late - 0.6 > 0.5 * tau
 
 
 def test_watchdog_eases_home(table, emulator, clock, driver) -> None:

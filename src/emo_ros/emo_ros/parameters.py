@@ -113,8 +113,12 @@ INVERSE_MODEL: Schema = {
                              range=(0.0, 5.0)),
     "mirror_rest": Param("calibrated", "Resting face for mirroring: the detector's first calibration or its "
                                        "rolling neutral.", choices=("calibrated", "rolling")),
-    "release_when_overtaken": Param(True, "Mirror again as soon as the person gets further along the predicted "
-                                          "expression than the robot's planned motion."),
+    "release_when_overtaken": Param(True, "Mirror again as soon as the person gets past the predicted face "
+                                          "(or, without hurrying, ahead of the robot's planned motion)."),
+    "hurry_when_overtaken": Param(True, "A person ahead of the planned motion but short of the predicted face: "
+                                        "keep the prediction and arrive now instead of mirroring."),
+    "lead_mirroring": Param(False, "Coexpression's own mirroring also asks the driver to arrive now (with its "
+                                   "servo lag lead); off keeps coexpression vs mimicry a test of anticipation."),
     "overtake_margin": Param(0.05, "Margin of that comparison, in units of the predicted displacement.",
                              range=(0.0, 1.0)),
 }

@@ -15,7 +15,7 @@ MODES = {"coexpression": ("coexpression",), "mimicry": ("mimicry",), "both": ("c
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..pipeline.core import Mode
+    from ..pipeline.core import Mode, PipelineConfig
     from ..pipeline.demo import DemoConfig, run_demo
     from ..pipeline.sim import SimConfig
 
@@ -31,6 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     config = DemoConfig(video=args.video, modes=tuple(Mode(m) for m in MODES[args.mode]), out=out,
                         synthetic=args.synthetic, max_frames=args.max_frames,
                         sim=SimConfig(input_latency_s=args.input_latency_ms / 1e3, bus_timing=args.bus_timing),
+                        pipeline=PipelineConfig(lead_mirroring=True) if args.lead_mirroring else None,
                         progress=not args.quiet)
     report = run_demo(config)
     if args.json:
@@ -77,5 +78,8 @@ def register(registry) -> None:
                    help="camera exposure -> command delay the sim robot models (default: one frame, 33.3 ms)")
     p.add_argument("--bus-timing", action="store_true",
                    help="emulate 1 Mbps byte timing on the servo bus (slower on the wall clock; same motion)")
+    p.add_argument("--lead-mirroring", action="store_true",
+                   help="coexpression's own mirroring also uses the servo lag lead (an ablation: how much of "
+                        "the synchrony the driver's lag model gives without any prediction; docs/architecture.md)")
     p.add_argument("--json", action="store_true", help="print report.json to stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from ..atomic import atomic_write_bytes, atomic_write_json
 from ..benchmarks.timing import peak_rss_mb
 from ..errors import InputError
 from ..schema import N_LANDMARKS
-from .core import Mode, StepResult
+from .core import Mode, PipelineConfig, StepResult
 from .models import Stages
 from .outputs import HEADER, PANEL, Curve, PanelFrame, compose, timeline_png
 from .run import ModeRun, ModeRunner, Reference, evaluate_sequences, measure, reference
@@ -54,6 +54,7 @@ class DemoConfig:
     synthetic_seed: int = SYNTHETIC_SEED
     max_frames: int | None = None
     sim: SimConfig = field(default_factory=SimConfig)
+    pipeline: PipelineConfig | None = None   # None: the defaults (mode set per run)
     panel: int = PANEL
     progress: bool = True
 
@@ -134,6 +135,8 @@ class DemoRun:
         # on a busy machine (anticipation/blas.py).
         with source, _fast_thread_handoff(), blas_threads(1):
             self.stages = self.stages or Stages.load()
+            if self.config.pipeline is not None:
+                self.stages = replace(self.stages, pipeline_config=self.config.pipeline)
             extractor = FaceLandmarkExtractor(ExtractorConfig(max_faces=1))
             pipelines = {m: self.stages.pipeline(m, extractor=extractor if i == 0 else None)
                          for i, m in enumerate(cfg.modes)}

@@ -31,6 +31,8 @@ class Stages:
     retargeter: Retargeter
     anticipation: AnticipationConfig
     scorer: Any = None          # the detector's learned scorer, loaded once and shared
+    #: The pipeline settings :meth:`pipeline` starts from (its ``mode`` is replaced per call).
+    pipeline_config: PipelineConfig | None = None
 
     @classmethod
     def load(cls, predictor_dir: str | Path | None = None, inverse_dir: str | Path | None = None,
@@ -51,7 +53,7 @@ class Stages:
 
     def pipeline(self, mode: Mode | str, *, extractor: Any = None, config: PipelineConfig | None = None,
                  timer: Callable[[], float] = time.perf_counter) -> CoexpressionPipeline:
-        cfg = replace(config or PipelineConfig(), mode=Mode.parse(mode))
+        cfg = replace(config or self.pipeline_config or PipelineConfig(), mode=Mode.parse(mode))
         detector = PeakActivationDetector(self.anticipation.detector, scorer=self.scorer)
         return CoexpressionPipeline(self.predictor, self.inverse, self.retargeter, self.twin.calm_commands(),
                                     config=cfg, detector=detector, extractor=extractor, timer=timer)

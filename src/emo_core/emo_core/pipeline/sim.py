@@ -8,6 +8,11 @@ this class advances in media time, one control period at a time, so a run is rep
 the bytes travel in real time. Bus timing (``bus_timing``) only changes how long a run takes on
 the wall clock, never what the servos do in media time, so it is off by default.
 
+The servos are the emulator's plant model (``servos.yaml`` ``emulator.response_time_s``: each servo
+responds to its goal as a first-order lag, no faster than its profile velocity), and the driver
+leads timed goals by its own lag model (``driver.servo_lag_s``), so a prediction's ``execute_at``
+is when the *face* gets there; a mimicking robot, which only ever asks for "now", lags.
+
 Commands reach the driver ``input_latency_s`` after the stamp of the frame they derive from: the
 camera's exposure-to-host delay (a frame is stamped when it is exposed and arrives about a frame
 later on a USB camera). The pipeline's own compute time (milliseconds, measured separately) is
@@ -40,7 +45,8 @@ class SimConfig:
     control_period_s: float = 0.01        # the driver's control cycle (100 Hz, as on the robot)
     input_latency_s: float = 1.0 / 30.0   # frame exposure -> command at the driver (camera delay)
     bus_timing: bool = False              # emulate 1 Mbps byte timing (wall-clock only; see above)
-    servo_lag_s: float | None = None      # override the table's servo lag model (driver arrive_at)
+    servo_lag_s: float | None = None      # override the driver's servo lag model (servos.yaml driver:)
+    response_time_s: float | None = None  # override the plant's response time (servos.yaml emulator:)
     #: Generous read timeouts: on a loaded machine a late pty thread must not turn into retries.
     latency_timer_ms: float = 40.0
 
@@ -49,6 +55,10 @@ class SimConfig:
             raise ConfigError(f"sim control period must be in [0.001, 0.1] s, got {self.control_period_s}")
         if self.input_latency_s < 0:
             raise ConfigError("sim input latency must be >= 0")
+        for name in ("servo_lag_s", "response_time_s"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 2.0:
+                raise ConfigError(f"sim {name} must be in [0, 2] s, got {value}")
 
 
 @dataclass
@@ -73,8 +83,9 @@ class SimRobot:
         if self.config.servo_lag_s is not None:
             overrides["servo_lag_s"] = self.config.servo_lag_s
         self.driver_config = DriverConfig.from_mapping(self.table.driver, baudrate=self.table.baudrate, **overrides)
+        plant = {} if self.config.response_time_s is None else {"response_time_s": self.config.response_time_s}
         self.emulator = BusEmulator.from_table(self.table, self._calm_positions(), timing=self.config.bus_timing,
-                                               clock=self.clock, baudrate=self.table.baudrate)
+                                               clock=self.clock, baudrate=self.table.baudrate, **plant)
         self.driver: ServoDriver | None = None
         self._queue: list[tuple[float, int, FaceCommand]] = []
         self._order = itertools.count()

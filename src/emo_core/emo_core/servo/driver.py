@@ -4,8 +4,9 @@ The driver owns the bus and is driven by its caller, one control cycle per :meth
 (a ROS timer, the in-process pipeline, or a CLI loop). Each cycle it
 
 1. plans: every servo's *setpoint* moves toward its target no faster than the servo's
-   ``max_velocity`` -- and, when the command carries ``arrive_at``, at the speed that makes the
-   face arrive then (minus the servo lag model), so an anticipated expression lands on the apex;
+   ``max_velocity`` -- and, when the command carries ``arrive_at``, at the speed that lands it then,
+   with goals leading the setpoint by ``servo_lag_s`` x its velocity (the servo lag model: present
+   follows goal as a first-order lag), so the *face* arrives at the apex, not just the goal;
 2. writes all goal positions with one Sync Write (clamped to the servo limits; never NaN);
 3. reads current, velocity and position of all servos with one contiguous Sync Read;
 4. now and then polls temperature and hardware-error status, and handles the alert bit.
@@ -55,7 +56,7 @@ class DriverConfig:
     watchdog_timeout_s: float = 0.5
     home_speed_scale: float = 0.5
     out_of_range: str = "clamp"
-    servo_lag_s: float = 0.03
+    servo_lag_s: float = 0.2
     max_dt_s: float = 0.05
     profile_velocity_margin: float = 1.25
     latency_timer_ms: float = 16.0
@@ -190,6 +191,7 @@ class ServoDriver:
                                for s in table.servos}
         self._block = self._cycle_block()
         self._setpoint = self._home.copy()
+        self._lead = np.zeros(n)                  # goal - setpoint on timed moves (servo lag model)
         self._target = self._home.copy()
         self._arrive_at = np.full(n, np.nan)
         self._goal = np.rint(self._home).astype(np.int64)
@@ -425,12 +427,22 @@ class ServoDriver:
         speed = vmax
         timed = ~np.isnan(self._arrive_at) & ~np.bool_(self._watchdog)
         if timed.any():
-            # Constant speed that lands at arrive_at minus the lag between goal and present position.
-            time_left = self._arrive_at - self.config.servo_lag_s - now
+            # Constant speed that lands the setpoint at arrive_at ...
+            time_left = self._arrive_at - now
             planned = np.abs(remaining) / np.maximum(time_left, 1e-9)
             speed = np.where(timed & (time_left > dt), np.minimum(planned, self._vmax), vmax)
         step = np.clip(remaining, -speed * dt, speed * dt)
         self._setpoint = np.clip(self._setpoint + step, self._lo, self._hi)
+        self._lead[:] = 0.0
+        lag = self.config.servo_lag_s
+        if timed.any() and lag > 0 and dt > 0:
+            # ... and goals that lead it by lag x its velocity: a first-order plant x' = (goal - x) / lag
+            # driven by setpoint + lag * setpoint' follows the setpoint exactly (the velocity
+            # feedforward of a position loop), so the face -- not just the goal -- arrives on time and
+            # moves at the setpoint's speed, within max_velocity. Goals may pass the target by the
+            # lead while the face approaches it; they never leave the servo limits.
+            lead = step / dt * lag
+            self._lead = np.where(timed, np.clip(self._setpoint + lead, self._lo, self._hi) - self._setpoint, 0.0)
 
     def _settled(self, tolerance: int) -> bool:
         target = self._home if self._watchdog else self._target
@@ -656,7 +668,7 @@ class ServoDriver:
         self._set_hw_error(k, self.bus.read(dxl_id, self._regs["Hardware_Error_Status"]))
 
     def _send_goals(self) -> None:
-        goal = np.rint(np.clip(self._setpoint, self._lo, self._hi)).astype(np.int64)
+        goal = np.rint(np.clip(self._setpoint + self._lead, self._lo, self._hi)).astype(np.int64)
         reg = self._regs["Goal_Position"]
         self.bus.sync_write_raw(reg.address, reg.size,
                                 {i: g.to_bytes(4, "little", signed=True) for i, g in zip(self._ids, goal.tolist())},
@@ -667,6 +679,7 @@ class ServoDriver:
         """Setpoints and targets := present positions (clamped), so torque-on never jumps."""
         present = np.clip(self._present.astype(np.float64), self._lo, self._hi)
         self._setpoint = present.copy()
+        self._lead[:] = 0.0
         self._target = present.copy()
         self._arrive_at[:] = np.nan
         self._homing = False

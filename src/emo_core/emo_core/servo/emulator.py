@@ -8,8 +8,11 @@ answers with status packets, playing every servo of the bus:
   gets an "instruction error" status; a damaged instruction gets a "CRC error" status;
 * a control table per servo built from :mod:`emo_core.servo.models` (access rights, EEPROM locked
   while torque is on, goal position checked against the position limits);
-* motion: present position follows the goal at Profile_Velocity (or Velocity_Limit), capped at the
-  model's no-load speed, only while torque is on; present velocity and current follow;
+* motion, only while torque is on: the servo responds to its goal as a first-order lag with time
+  constant ``response_time_s`` (position loop under load + the silicone skin it drags: the plant
+  model of a face servo, see docs/servo.md; 0 = ideal), and the horn follows that response no
+  faster than Profile_Velocity (or Velocity_Limit), capped at the model's no-load speed; present
+  velocity and current follow;
 * optional bus timing: answers leave when a real 1 Mbps (or any baud) half-duplex bus would deliver
   them -- 10 bits per byte for the instruction and each status packet, plus Return_Delay_Time;
 * fault injection: dropped or corrupted status packets, unplugging the adapter, powered-off
@@ -21,6 +24,7 @@ uses the real monotonic clock, because it is about when bytes reach the driver.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import queue
 import collections
@@ -89,9 +93,15 @@ class EmulatedServo:
     max_goal_jump: int = 0
     last_goal: int | None = None
     rejected_writes: int = 0
+    response_time_s: float = 0.0       # first-order lag of the servo's response to its goal (s)
+    profile: float | None = None       # where that response is (ticks); the horn follows it
 
     def __post_init__(self) -> None:
         self.layout = _layout(self.model)
+        if not (math.isfinite(self.response_time_s) and self.response_time_s >= 0):
+            raise ConfigError(f"emulator: response_time_s must be >= 0, got {self.response_time_s}")
+        if self.profile is None:
+            self.profile = self.position
         self.reset_memory(eeprom=True)
 
     # -- memory -------------------------------------------------------------------------------
@@ -132,10 +142,17 @@ class EmulatedServo:
         velocity = 0.0
         goal = self.get("Goal_Position")
         if self.torque:
-            error = goal - self.position
+            if self.response_time_s > 0:
+                # Exact discretization of dr/dt = (goal - r) / tau over dt (goal held).
+                self.profile += (goal - self.profile) * -math.expm1(-dt / self.response_time_s)
+            else:
+                self.profile = float(goal)
+            error = self.profile - self.position
             step = min(abs(error), self.speed_ticks_s() * dt)
             self.position += step if error > 0 else -step
             velocity = (step / dt) * (1 if error > 0 else -1)
+        else:
+            self.profile = self.position      # limp: the response restarts from where the horn is
         ticks = int(round(self.position))
         self.set("Present_Position", ticks)
         self.set("Present_Velocity", int(round(velocity / self.model.ticks_per_s(1.0))))
@@ -200,7 +217,7 @@ class BusEmulator:
 
     def __init__(self, servos: Iterable[tuple[int, str | ModelSpec, float]], *, link: str | Path | None = None,
                  baudrate: int = 1_000_000, timing: bool = False, clock: Clock | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, response_time_s: float = 0.0) -> None:
         self.clock: Clock = clock or MonotonicClock()
         now = self.clock.now()
         self._servos: dict[int, EmulatedServo] = {}
@@ -208,7 +225,8 @@ class BusEmulator:
             spec = spec if isinstance(spec, ModelSpec) else model_spec(spec)
             if dxl_id in self._servos:
                 raise ConfigError(f"emulator: duplicate servo id {dxl_id}")
-            self._servos[dxl_id] = EmulatedServo(dxl_id, spec, float(position), now)
+            self._servos[dxl_id] = EmulatedServo(dxl_id, spec, float(position), now,
+                                                 response_time_s=float(response_time_s))
         self.link = Path(link) if link is not None else None
         self.baudrate = int(baudrate)
         self.timing = timing
@@ -232,8 +250,13 @@ class BusEmulator:
     @classmethod
     def from_table(cls, table: ServoTable, positions: dict[int, float] | None = None,
                    **kwargs: object) -> "BusEmulator":
-        """Every servo of the table, resting at its home position unless ``positions`` says otherwise."""
+        """Every servo of the table, resting at its home position unless ``positions`` says otherwise.
+
+        The plant model (``response_time_s``) comes from the table's ``emulator:`` section unless
+        given here.
+        """
         positions = positions or {}
+        kwargs.setdefault("response_time_s", float(table.emulator.get("response_time_s", 0.0)))
         return cls(((s.id, s.model, positions.get(s.id, s.home)) for s in table.servos), **kwargs)
 
     # -- lifecycle ----------------------------------------------------------------------------

@@ -84,6 +84,8 @@ class ServoTable:
     source: str = "<dict>"
     baudrate: int = 1_000_000
     driver: Mapping[str, Any] = field(default_factory=dict)
+    #: The bus emulator's plant model (``emulator:`` section): what the hardware does, for the sim.
+    emulator: Mapping[str, Any] = field(default_factory=dict)
     _index: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -115,8 +117,9 @@ class ServoTable:
         driver = data.get("driver") or {}
         if not isinstance(driver, dict):
             raise ConfigError(f"{source}: 'driver' must be a mapping")
+        emulator = _parse_emulator(data.get("emulator") or {}, source)
         _validate(servos, source, partial=bool(data.get("partial", False)))
-        return cls(servos=servos, source=source, baudrate=baudrate, driver=dict(driver))
+        return cls(servos=servos, source=source, baudrate=baudrate, driver=dict(driver), emulator=emulator)
 
     # -- lookups ------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -354,3 +357,16 @@ def _validate(servos: tuple[ServoSpec, ...], source: str, partial: bool) -> None
                 detail = ", ".join(f"{s.name}={h:.3f}" for s, h in zip(group, homes))
                 raise ConfigError(f"{source}: servos following {channel!r} rest at different normalized "
                                   f"homes ({detail}); the calm face would be ambiguous")
+
+
+def _parse_emulator(section: Any, source: str) -> dict[str, float]:
+    """The ``emulator:`` section: ``response_time_s`` (>= 0), nothing else."""
+    if not isinstance(section, dict):
+        raise ConfigError(f"{source}: 'emulator' must be a mapping")
+    unknown = sorted(set(section) - {"response_time_s"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown emulator setting(s) {', '.join(map(str, unknown))}; known: response_time_s")
+    value = section.get("response_time_s", 0.0)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ConfigError(f"{source}: emulator response_time_s must be a number >= 0, got {value!r}")
+    return {"response_time_s": float(value)}
