@@ -85,6 +85,33 @@ def test_rolling_neutral_follows_slow_drift():
     assert abs(float((face(0.0) - det.rest)[LIPS, 1].mean()) - 0.03) < 0.006
 
 
+class FooledScorer:
+    """A scorer that says 'rising' on any lip displacement (as the shipped one does on a residual
+    smile on real MediaPipe tracks, which its synthetic training data never showed it)."""
+
+    spec = ScorerSpec(smooth_frames=1, lags=(3,), hidden=1, drop_jaw=False)
+
+    def probability(self, feats: np.ndarray) -> np.ndarray:
+        shown = feats[0, :226].reshape(113, 2)
+        return np.array([0.99 if -shown[LIPS, 1].mean() > 0.002 else 0.01])
+
+
+@pytest.mark.parametrize("min_motion, fires", [(1.0, False), (0.0, True)])
+def test_a_still_displaced_face_near_rest_is_no_onset(min_motion, fires):
+    """A residual displacement that appears and then sits still (the tracker settling, what is left
+    of a smile) must not fire over and over: without motion there is no rising edge, and the face is
+    learned into the rolling neutral."""
+    det = PeakActivationDetector(DetectorConfig(min_motion=min_motion, rearm_frames=3), scorer=FooledScorer())
+    lifts = [0.0] * 20 + list(np.linspace(0.0, 0.004, 30)) + [0.004] * 60     # creeps in, then sits
+    events = feed(det, lifts)
+    if fires:
+        assert len(events) >= 2, "re-arms near rest and fires again on the same still face"
+    else:
+        assert events == []
+        assert float(np.mean(face(0.0)[LIPS, 1] - det.rest[LIPS, 1])) == pytest.approx(0.004, abs=1e-4), \
+            "the still face became the neutral"
+
+
 def test_config_validation():
     with pytest.raises(ConfigError):
         DetectorConfig(on_probability=0.2, quiet_probability=0.3)

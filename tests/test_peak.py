@@ -34,6 +34,8 @@ def test_exact_frames_on_a_symmetric_tent():
     # Symmetric apex -> the smoothed maximum stays on it; the onset kink is the largest acceleration.
     assert result.target_frame == 60
     assert result.peak_frame == 30
+    # Arrival: the linear rise from 30 to 60 passes 95 % of the (slightly smoothed) peak near 58.5.
+    assert 57 <= result.arrival_frame <= 59
     np.testing.assert_allclose(result.distance, 0.01 * tent(), atol=1e-5)
 
 
@@ -116,7 +118,9 @@ def test_builder_windows_and_augmented_pairs():
     assert np.all(np.diff(in_frames, axis=1) > 0)                         # in temporal order
     assert np.all((in_frames >= (p - 4)[:, None]) & (in_frames <= (p + 4)[:, None]))
     assert np.all((out_frame >= m) & (out_frame <= m + 3))
-    np.testing.assert_allclose(pairs.time_to_apex, (m - in_frames[:, -1]) / 30.0, atol=1e-6)
+    arrive = windows.arrival_frame[pairs.row]
+    assert np.all((windows.peak_frame <= windows.arrival_frame) & (windows.arrival_frame <= windows.target_frame))
+    np.testing.assert_allclose(pairs.time_to_apex, (arrive - in_frames[:, -1]) / 30.0, atol=1e-6)
     assert len(np.unique(in_frames - p[:, None], axis=0)) > 60             # many of the 126 choices
     ev = eval_pairs(windows)
     np.testing.assert_array_equal(frame_of(ev.x), windows.peak_frame[:, None] + np.arange(-3, 1))

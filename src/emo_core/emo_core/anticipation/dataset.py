@@ -70,6 +70,7 @@ class PeakWindows:
     rest: np.ndarray          # (N, 113, 2) float32 resting face (first 5 frames)
     peak_frame: np.ndarray    # (N,) int
     target_frame: np.ndarray  # (N,) int
+    arrival_frame: np.ndarray  # (N,) int: 95 % of the target distance reached (peak.arrival_frame)
     fps: np.ndarray           # (N,) float
     subject: np.ndarray       # (N,) str
     label: np.ndarray         # (N,) str
@@ -90,10 +91,12 @@ class PeakWindows:
         digest.update("\n".join(map(str, self.subject)).encode())
         return digest.hexdigest()[:16]
 
-    def time_to_target(self, slots: np.ndarray) -> np.ndarray:
-        """Seconds from input window slot ``slots`` (N,) to the target frame of each row."""
-        last_frame = self.peak_frame - N_BEFORE + slots
-        return ((self.target_frame - last_frame) / self.fps).astype(np.float32)
+    def time_to_target(self, slots: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """Seconds from input window slot ``slots`` (n,) to the arrival at the target face of each
+        row (of ``rows``, default all): the time-to-apex label."""
+        rows = np.arange(len(self)) if rows is None else rows
+        last_frame = self.peak_frame[rows] - N_BEFORE + slots
+        return ((self.arrival_frame[rows] - last_frame) / self.fps[rows]).astype(np.float32)
 
 
 @dataclass
@@ -132,7 +135,8 @@ def build_windows(sequences: Iterable[SequenceLike], config: PeakConfig | None =
         labels, c2 = _take(xy, np.arange(m, m + N_LABEL))
         report.clamped += int(c1 or c2)
         for name, value in (("inputs", window), ("labels", labels), ("rest", found.rest),
-                            ("peak_frame", p), ("target_frame", m), ("fps", float(seq.fps)),
+                            ("peak_frame", p), ("target_frame", m), ("arrival_frame", found.arrival_frame),
+                            ("fps", float(seq.fps)),
                             ("subject", str(seq.subject)), ("label", str(seq.label)), ("video", i)):
             rows[name].append(value)
         report.used += 1
@@ -146,6 +150,7 @@ def build_windows(sequences: Iterable[SequenceLike], config: PeakConfig | None =
         rest=np.stack(rows["rest"]).astype(np.float32),
         peak_frame=np.array(rows["peak_frame"], dtype=np.int64),
         target_frame=np.array(rows["target_frame"], dtype=np.int64),
+        arrival_frame=np.array(rows["arrival_frame"], dtype=np.int64),
         fps=np.array(rows["fps"], dtype=np.float64),
         subject=np.array(rows["subject"], dtype=str),
         label=np.array(rows["label"], dtype=str),
@@ -160,7 +165,7 @@ class Pairs:
 
     x: np.ndarray              # (n, 4, 113, 2) float32
     y: np.ndarray              # (n, 113, 2) float32
-    time_to_apex: np.ndarray   # (n,) float32 seconds from the last input frame to the target frame
+    time_to_apex: np.ndarray   # (n,) float32 seconds from the last input frame to the arrival at the target
     row: np.ndarray            # (n,) int row of PeakWindows each pair came from
     rest: np.ndarray           # (n, 113, 2) float32 resting face of the video
 
@@ -172,8 +177,7 @@ def sample_pairs(windows: PeakWindows, n: int, rng: np.random.Generator) -> Pair
     label_slot = rng.integers(0, N_LABEL, size=n)
     x = windows.inputs[row[:, None], combo]
     y = windows.labels[row, label_slot]
-    tta = ((windows.target_frame[row] - (windows.peak_frame[row] - N_BEFORE + combo[:, -1]))
-           / windows.fps[row]).astype(np.float32)
+    tta = windows.time_to_target(combo[:, -1], row)
     return Pairs(x=x, y=y, time_to_apex=tta, row=row, rest=windows.rest[row])
 
 

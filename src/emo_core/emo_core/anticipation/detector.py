@@ -57,6 +57,11 @@ class DetectorConfig:
     noise_window: int = 60               # quiet frames used to estimate the noise level
     off_factor: float = 2.5              # "back at rest": displacement < off_factor * noise ...
     rearm_frames: int = 6                # ... for N frames in a row re-arms the detector
+    #: A rising edge is motion: fire only when lips/brows moved at least ``min_motion`` x the
+    #: noise level over the scorer's longest lag. A face that sits displaced but still (a residual
+    #: expression after a smile, the tracker settling) is no onset; such a face near rest is also
+    #: learned into the rolling neutral, whatever the scorer says. 0 disables both.
+    min_motion: float = 1.0
     max_gap_s: float = 0.25              # a longer gap between frames restarts the frame history
     history: int = 4                     # frames in the window handed to the predictor
 
@@ -67,6 +72,8 @@ class DetectorConfig:
             raise ConfigError("detector: need 0 < quiet_probability < on_probability < 1")
         if self.noise_floor <= 0 or self.off_factor <= 0:
             raise ConfigError("detector: noise_floor and off_factor must be > 0")
+        if self.min_motion < 0:
+            raise ConfigError("detector: min_motion must be >= 0")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "DetectorConfig":
@@ -134,6 +141,7 @@ class PeakActivationDetector:
         self.noise = c.noise_floor
         self.last_probability = 0.0
         self.last_activity = 0.0
+        self.last_motion = 0.0
 
     # ------------------------------------------------------------------------------ stepping
     def update(self, face: Face | np.ndarray, stamp: float | None = None) -> PeakEvent | None:
@@ -155,15 +163,18 @@ class PeakActivationDetector:
         self._appended += 1
         if len(self._xy) < self._need:
             return None
-        probability, activity = self._score()
+        probability, activity, motion = self._score()
         self.last_probability = probability
         self.last_activity = activity / self.noise
+        self.last_motion = motion / self.noise
         if self.state is DetectorState.FIRED:
             self._maybe_rearm(activity)
             return None
-        if probability < self.config.quiet_probability and activity < self.config.off_factor * self.noise:
+        c = self.config
+        still = c.min_motion > 0 and motion < c.min_motion * self.noise
+        if (probability < c.quiet_probability or still) and activity < c.off_factor * self.noise:
             self._learn_neutral(xy, activity)
-        self._run = self._run + 1 if probability > self.config.on_probability else 0
+        self._run = self._run + 1 if (probability > c.on_probability and not still) else 0
         if self._run < self.config.confirm_frames:
             return None
         return self._fire(stamp, probability)
@@ -206,7 +217,7 @@ class PeakActivationDetector:
         d_past = [self._displacement(lag) for lag in spec.lags]
         pts = spec.points
         feats = frame_features(d_now[pts], [d[pts] for d in d_past])
-        return float(self.scorer.probability(feats)[0]), _activity(d_now)
+        return float(self.scorer.probability(feats)[0]), _activity(d_now), _activity(d_now - d_past[-1])
 
     def _displacement(self, lag: int) -> np.ndarray:
         """Displacement from the neutral of the smoothed frame ``lag`` frames ago (cached per frame)."""

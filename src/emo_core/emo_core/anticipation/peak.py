@@ -73,6 +73,23 @@ class PeakResult:
     acceleration: np.ndarray  # (T,) second derivative of the smoothed curve (per frame^2)
     target_frame: int         # argmax of the smoothed distance
     peak_frame: int           # argmax of the acceleration (the peak activation)
+    #: First frame from the peak activation on where the smoothed distance reaches 95 % of its
+    #: maximum: when the face *gets there*. The argmax sits anywhere on the apex plateau (noise
+    #: decides), so this, not the target frame, is what the time-to-apex head learns and what the
+    #: robot's arrival (and the synchrony measure, pipeline/synchrony.py) is about.
+    arrival_frame: int = -1
+
+
+#: Fraction of the maximum smoothed distance that counts as "arrived" (as pipeline/synchrony.py).
+ARRIVAL_FRACTION = 0.95
+
+
+def arrival_frame(smoothed: np.ndarray, peak: int, target: int) -> int:
+    """First frame in [peak, target] whose smoothed distance is >= 95 % of the target's."""
+    level = ARRIVAL_FRACTION * float(smoothed[target])
+    span = np.asarray(smoothed[peak:target + 1])
+    hits = np.flatnonzero(span >= level)
+    return peak + int(hits[0]) if hits.size else target
 
 
 def resting_face(landmarks: np.ndarray, rest_frames: int = 5) -> np.ndarray:
@@ -121,4 +138,5 @@ def peak_activation(landmarks: np.ndarray, config: PeakConfig | None = None) -> 
     else:
         peak = int(np.argmax(acceleration))
     return PeakResult(rest=rest.astype(np.float32), distance=distance, smoothed=smoothed,
-                      acceleration=acceleration, target_frame=target, peak_frame=peak)
+                      acceleration=acceleration, target_frame=target, peak_frame=peak,
+                      arrival_frame=arrival_frame(smoothed, peak, target))

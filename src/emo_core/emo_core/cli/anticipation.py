@@ -137,6 +137,7 @@ def _peaks(args: argparse.Namespace) -> int:
         rows.append({"index": i, "subject": str(seq.subject), "label": str(seq.label),
                      "frames": len(seq.landmarks), "fps": float(seq.fps),
                      "peak_frame": found.peak_frame, "target_frame": found.target_frame,
+                     "arrival_frame": found.arrival_frame,
                      "onset_frame": int(getattr(seq, "onset_frame", -1)),
                      "apex_frame": int(getattr(seq, "apex_frame", -1)),
                      "expression": is_expression(seq)})
