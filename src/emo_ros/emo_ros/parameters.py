@@ -119,7 +119,8 @@ INVERSE_MODEL: Schema = {
                                         "keep the prediction and arrive now instead of mirroring."),
     "lead_mirroring": Param(False, "Coexpression's own mirroring also asks the driver to arrive now (with its "
                                    "servo lag lead); off keeps coexpression vs mimicry a test of anticipation."),
-    "overtake_margin": Param(0.05, "Margin of that comparison, in units of the predicted displacement.",
+    "overtake_margin": Param(0.03, "Margin of that comparison, in robot-space face units along the predicted "
+                                   "displacement (as emo_core's PipelineConfig).",
                              range=(0.0, 1.0)),
 }
 
