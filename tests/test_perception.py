@@ -206,3 +206,26 @@ def test_anchor_template_is_reproducible():
     np.testing.assert_allclose(frontal_template(photo_mesh()), ANCHOR_TEMPLATE, atol=1e-3)
     mirrored = ANCHOR_TEMPLATE[10:20] * (-1, 1, 1)
     np.testing.assert_allclose(ANCHOR_TEMPLATE[:10], mirrored, atol=1e-9)  # exactly symmetric
+
+
+def test_the_lean_graph_call_equals_mediapipes_own(face_photo):
+    """The extractor's SolutionBase.process override (no namedtuple type per frame) returns what
+    MediaPipe's own process returns, frame after frame of a tracked video."""
+    from mediapipe.python.solution_base import SolutionBase
+
+    from emo_core.perception.extractor import _make_graph
+
+    config = ExtractorConfig(static_image_mode=False)
+    lean = _make_graph(config)
+    plain = _make_graph(config)
+    plain.process = SolutionBase.process.__get__(plain)      # MediaPipe's original method
+    try:
+        for angle in (0.0, 3.0, 6.0, 3.0):
+            frame = np.ascontiguousarray(_similarity(face_photo, angle=angle))
+            ours, theirs = lean.process({"image": frame}), plain.process({"image": frame})
+            assert len(ours.multi_face_landmarks) == len(theirs.multi_face_landmarks) == 1
+            assert ours.multi_face_landmarks[0] == theirs.multi_face_landmarks[0]
+            assert (ours.face_detections is None) == (theirs.face_detections is None)
+    finally:
+        lean.close()
+        plain.close()
