@@ -122,6 +122,9 @@ def test_builder_windows_and_augmented_pairs():
     assert np.all((windows.peak_frame <= windows.arrival_frame) & (windows.arrival_frame <= windows.target_frame))
     np.testing.assert_allclose(pairs.time_to_apex, (arrive - in_frames[:, -1]) / 30.0, atol=1e-6)
     assert len(np.unique(in_frames - p[:, None], axis=0)) > 60             # many of the 126 choices
+    assert np.array_equal(pairs.timed, np.all(np.diff(in_frames, axis=1) == 1, axis=1))
+    runs = sample_pairs(windows, 200, np.random.default_rng(1), consecutive_fraction=1.0)
+    assert runs.timed.all() and np.all(np.diff(frame_of(runs.x), axis=1) == 1), "live-detector windows"
     ev = eval_pairs(windows)
     np.testing.assert_array_equal(frame_of(ev.x), windows.peak_frame[:, None] + np.arange(-3, 1))
     np.testing.assert_array_equal(frame_of(ev.y), windows.target_frame)

@@ -168,17 +168,33 @@ class Pairs:
     time_to_apex: np.ndarray   # (n,) float32 seconds from the last input frame to the arrival at the target
     row: np.ndarray            # (n,) int row of PeakWindows each pair came from
     rest: np.ndarray           # (n, 113, 2) float32 resting face of the video
+    #: (n,) bool: the 4 input frames are consecutive, as the live detector hands them over. Only
+    #: such pairs carry the face's *speed*, so only they teach the time-to-apex head.
+    timed: np.ndarray | None = None
 
 
-def sample_pairs(windows: PeakWindows, n: int, rng: np.random.Generator) -> Pairs:
-    """``n`` augmented training pairs: 4 ordered frames of the 9, one of the 4 label frames."""
+#: Indices (into COMBINATIONS) of the 6 runs of 4 consecutive frames.
+CONSECUTIVE: np.ndarray = np.flatnonzero(np.all(np.diff(COMBINATIONS, axis=1) == 1, axis=1))
+
+
+def sample_pairs(windows: PeakWindows, n: int, rng: np.random.Generator,
+                 consecutive_fraction: float = 0.0) -> Pairs:
+    """``n`` augmented training pairs: 4 ordered frames of the 9, one of the 4 label frames.
+
+    The paper's augmentation draws any 4 of the 9 frames (126 choices), so the gaps between input
+    frames vary and the model cannot read the face's speed from them; ``consecutive_fraction`` of
+    the pairs are drawn from the 6 consecutive runs instead (the live detector's windows).
+    """
     row = rng.integers(0, len(windows), size=n)
-    combo = COMBINATIONS[rng.integers(0, len(COMBINATIONS), size=n)]
+    pick = rng.integers(0, len(COMBINATIONS), size=n)
+    runs = rng.random(n) < consecutive_fraction
+    pick[runs] = CONSECUTIVE[rng.integers(0, len(CONSECUTIVE), size=int(runs.sum()))]
+    combo = COMBINATIONS[pick]
     label_slot = rng.integers(0, N_LABEL, size=n)
     x = windows.inputs[row[:, None], combo]
     y = windows.labels[row, label_slot]
     tta = windows.time_to_target(combo[:, -1], row)
-    return Pairs(x=x, y=y, time_to_apex=tta, row=row, rest=windows.rest[row])
+    return Pairs(x=x, y=y, time_to_apex=tta, row=row, rest=windows.rest[row], timed=np.isin(pick, CONSECUTIVE))
 
 
 def eval_pairs(windows: PeakWindows) -> Pairs:
@@ -187,7 +203,7 @@ def eval_pairs(windows: PeakWindows) -> Pairs:
     y = windows.labels[:, 0]
     slots = np.full(len(windows), EVAL_SLOTS[-1])
     return Pairs(x=x, y=y, time_to_apex=windows.time_to_target(slots), row=np.arange(len(windows)),
-                 rest=windows.rest)
+                 rest=windows.rest, timed=np.ones(len(windows), bool))
 
 
 # ----------------------------------------------------------------------------------------- splits

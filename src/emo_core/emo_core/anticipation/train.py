@@ -40,6 +40,9 @@ class TrainConfig:
     patience: int = 12               # epochs without validation improvement before stopping
     weight_decay: float = 1e-4       # delta only (the paper uses plain Adam)
     time_weight: float = 0.25        # weight of the time-to-apex loss (delta only)
+    #: Share of training pairs whose 4 input frames are consecutive (the live detector's windows);
+    #: only those train the time head (dataset.sample_pairs). 0 = the paper's augmentation only.
+    consecutive_fraction: float = 0.0
     train_fraction: float = 0.8
     seed: int = 0
     threads: int = 1                 # >1 thrashes on busy 2-core machines (measured 9x slower)
@@ -73,13 +76,17 @@ def _make_module(config: TrainConfig) -> nn.Module:
 
 
 def _loss(module: nn.Module, x: torch.Tensor, rest: torch.Tensor, y: torch.Tensor, t: torch.Tensor,
-          config: TrainConfig) -> torch.Tensor:
+          config: TrainConfig, timed: torch.Tensor | None = None) -> torch.Tensor:
     if isinstance(module, DeltaPredictor):
         # L1 on the landmarks (in units of the displacement scale) and on the standardized time:
-        # both metrics are MAEs, and L1 keeps a few very slow expressions from dominating.
+        # both metrics are MAEs, and L1 keeps a few very slow expressions from dominating. With
+        # consecutive pairs in the mix, only they train the time head (the others hide the speed).
         target, tta = module.decode(x, module.raw(x, rest))
-        return ((target - y).abs().mean() / module.y_scale[0]
-                + config.time_weight * ((tta - t).abs() / module.t_stats[1]).mean())
+        time_err = (tta - t).abs() / module.t_stats[1]
+        if timed is not None and config.consecutive_fraction > 0:
+            time_err = time_err[timed] if bool(timed.any()) else time_err[:0]
+        time_term = time_err.mean() if time_err.numel() else time_err.sum()
+        return (target - y).abs().mean() / module.y_scale[0] + config.time_weight * time_term
     return nn.functional.mse_loss(module(x), y)      # the paper: MSE on the landmarks
 
 
@@ -141,14 +148,14 @@ def train_predictor(windows: PeakWindows, config: TrainConfig | None = None,
                unit="epoch", leave=False)
     for epoch in bar:
         module.train()
-        pairs = sample_pairs(train, config.pairs_per_epoch, rng)
+        pairs = sample_pairs(train, config.pairs_per_epoch, rng, config.consecutive_fraction)
         order = rng.permutation(len(pairs.x))
-        x_all, r_all, y_all, t_all = (torch.from_numpy(np.ascontiguousarray(a))
-                                      for a in (pairs.x, pairs.rest, pairs.y, pairs.time_to_apex))
+        x_all, r_all, y_all, t_all, m_all = (torch.from_numpy(np.ascontiguousarray(a)) for a in
+                                             (pairs.x, pairs.rest, pairs.y, pairs.time_to_apex, pairs.timed))
         losses = []
         for start in range(0, len(order), config.batch_size):
             batch = torch.from_numpy(order[start:start + config.batch_size])
-            loss = _loss(module, x_all[batch], r_all[batch], y_all[batch], t_all[batch], config)
+            loss = _loss(module, x_all[batch], r_all[batch], y_all[batch], t_all[batch], config, m_all[batch])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -38,6 +38,8 @@ def _train(args: argparse.Namespace) -> int:
     from ..anticipation.dataset import build_windows, load_sequences
     from ..anticipation.train import TrainConfig, cross_validate, train_predictor
 
+    if not 0.0 <= args.consecutive_fraction <= 1.0:
+        raise InputError(f"--consecutive-fraction must be in [0, 1], got {args.consecutive_fraction}")
     config = _config(args)
     sequences = load_sequences(args.data)
     windows, report = build_windows(sequences, config.peak)
@@ -46,6 +48,7 @@ def _train(args: argparse.Namespace) -> int:
     train_cfg = TrainConfig(architecture=args.arch, hidden=args.hidden, lr=args.lr,
                             batch_size=args.batch_size, epochs=args.epochs,
                             pairs_per_epoch=args.pairs_per_epoch, patience=args.patience,
+                            consecutive_fraction=args.consecutive_fraction,
                             seed=args.seed, threads=args.threads, progress=not args.quiet)
     out = Path(args.out)
     if args.cv:
@@ -172,6 +175,9 @@ def register(registry) -> None:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--pairs-per-epoch", type=int, default=16384, help="augmented pairs drawn per epoch")
     p.add_argument("--patience", type=int, default=12, help="early stopping patience (epochs)")
+    p.add_argument("--consecutive-fraction", type=float, default=0.0,
+                   help="share of training pairs made of 4 consecutive frames (the live detector's "
+                        "windows); only those train the time-to-apex head (default 0: the paper's augmentation)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--cv", choices=("video", "participant"), default=None,
