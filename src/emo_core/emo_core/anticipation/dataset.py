@@ -187,8 +187,9 @@ def sample_pairs(windows: PeakWindows, n: int, rng: np.random.Generator,
     """
     row = rng.integers(0, len(windows), size=n)
     pick = rng.integers(0, len(COMBINATIONS), size=n)
-    runs = rng.random(n) < consecutive_fraction
-    pick[runs] = CONSECUTIVE[rng.integers(0, len(CONSECUTIVE), size=int(runs.sum()))]
+    if consecutive_fraction > 0:     # (no extra draws otherwise: the default keeps the paper's stream)
+        runs = rng.random(n) < consecutive_fraction
+        pick[runs] = CONSECUTIVE[rng.integers(0, len(CONSECUTIVE), size=int(runs.sum()))]
     combo = COMBINATIONS[pick]
     label_slot = rng.integers(0, N_LABEL, size=n)
     x = windows.inputs[row[:, None], combo]
