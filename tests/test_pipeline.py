@@ -187,6 +187,8 @@ def test_a_person_ahead_of_the_plan_makes_the_robot_hurry_not_mirror(twin, retar
             assert hurried, "the prediction was hurried"
             assert hurried[0].command.execute_at == pytest.approx(hurried[0].stamp)
             assert np.array_equal(hurried[0].command.positions, fire.command.positions), "same face, sooner"
+            i = results.index(hurried[0])
+            assert results[i + 1].command.source is Source.PREDICTED, "held on (not one frame and back)"
         else:
             assert any(r.command.source is Source.MIMIC for r in during)
 

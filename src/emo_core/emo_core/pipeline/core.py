@@ -213,6 +213,7 @@ class CoexpressionPipeline:
         self.events: list[PeakEvent] = []
         self._held: FaceCommand | None = None
         self._held_target: np.ndarray | None = None
+        self._release_at = 0.0
         self._start_along = self._target_along = 0.0
         self._peak_along = -np.inf
         self._ahead = self._still = self._past = self._relaxed = 0
@@ -295,6 +296,7 @@ class CoexpressionPipeline:
         positions = self._inverse(robot)
         durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
         self._held = FaceCommand(COMMAND_NAMES, positions, event.stamp, event.stamp + tta, Source.PREDICTED)
+        self._release_at = event.stamp + tta     # the predicted apex; hurrying does not move it
         self._held_target = robot
         # Where the robot starts from: it was mirroring, so about where the live face is now.
         self._target_along = self._along(robot)
@@ -307,7 +309,7 @@ class CoexpressionPipeline:
 
     def _decide(self, face: Face, stamp: float, durations: dict[str, float]) -> tuple[FaceCommand, np.ndarray | None]:
         """The command for this frame: a held prediction, the live face, or the calm face."""
-        if self._held is not None and stamp > self._held.execute_at + self.config.release_after_s + \
+        if self._held is not None and stamp > self._release_at + self.config.release_after_s + \
                 (self.config.max_hold_s if self.config.release_when_overtaken else 0.0):
             self._release()
         rest = self.rest
@@ -340,7 +342,7 @@ class CoexpressionPipeline:
         self._ahead = self._ahead + 1 if ahead else 0
         past = along > self._target_along + cfg.overtake_margin
         self._past = self._past + 1 if past else 0
-        apex_passed = stamp > held.execute_at + cfg.release_after_s
+        apex_passed = stamp > self._release_at + cfg.release_after_s
         relaxed = apex_passed and along < self._peak_along - cfg.overtake_margin
         self._relaxed = self._relaxed + 1 if relaxed else 0
         still = (cfg.abandon_after_s > 0 and stamp - held.stamp >= cfg.abandon_after_s
