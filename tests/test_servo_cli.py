@@ -116,3 +116,23 @@ def test_missing_port_is_a_one_line_error(tmp_path, capsys) -> None:
     assert main(["servo", "monitor", "--port", str(tmp_path / "ttyUSB9"), "--count", "1"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("emo: error: cannot open servo port") and err.count("\n") == 1
+
+
+def test_lag_recovers_the_emulated_plant(table, tmp_path, capsys) -> None:
+    """`emo servo lag` steps one servo through the real driver and fits the first-order lag between
+    goal and present: it finds the emulator's time constant, not the configured one."""
+    import json
+
+    with BusEmulator.from_table(table, link=tmp_path / "lagbus", response_time_s=0.08):
+        assert main(["servo", "lag", "--port", str(tmp_path / "lagbus"), "--servo", "jaw", "--repeats", "1",
+                     "--seconds", "0.8", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["servo"] == "jaw" and out["tau_s"] == pytest.approx(0.08, abs=0.01)
+    assert out["moved_ticks"][0] >= 50 and out["rmse_ticks"][0] < 2.0
+    assert out["servo_lag_s_configured"] == table.driver["servo_lag_s"]
+
+
+def test_lag_refuses_an_unknown_servo(emulator, capsys) -> None:
+    assert main(["servo", "lag", "--port", str(emulator.link), "--servo", "nose"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emo: error: --servo 'nose': not a servo") and "\n" not in err

@@ -4,7 +4,9 @@
 * ``emo servo ping --port PORT`` -- which servos of the table answer, with which model;
 * ``emo servo set --port PORT name=value ...`` -- move commands or servos, and keep holding;
 * ``emo servo home --port PORT`` -- ease to the home pose, then release torque (``--hold`` keeps it);
-* ``emo servo monitor --port PORT`` -- a refreshing table of positions, current, temperature, errors.
+* ``emo servo monitor --port PORT`` -- a refreshing table of positions, current, temperature, errors;
+* ``emo servo lag --port PORT --servo NAME`` -- step one servo and fit the servo lag model
+  (``driver.servo_lag_s``) to how its present position followed the goals.
 
 The long-running driver (ROS node, pipeline) is what homes and releases on shutdown; ``set`` is a
 bench tool and deliberately leaves the servos holding the pose it set.
@@ -12,12 +14,15 @@ bench tool and deliberately leaves the servos holding the pose it set.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 from ..errors import InputError
 from ..servo.driver import DriverConfig, ServoDriver, ServoState
@@ -163,6 +168,41 @@ def _home(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- lag ----------------------------------------------------------------------------------------
+def _lag(args: argparse.Namespace) -> int:
+    from ..servo.identify import fit_first_order_lag, record_step
+
+    table = _table(args)
+    if args.servo not in table.names:
+        raise InputError(f"--servo {args.servo!r}: not a servo of the table; known: {', '.join(table.names)}")
+    if not 0.0 < args.step <= 0.5 or args.repeats < 1 or not 0.2 <= args.seconds <= 10.0:
+        raise InputError("need 0 < --step <= 0.5, --repeats >= 1 and 0.2 <= --seconds <= 10")
+    row = table.index(args.servo)
+    # No lead while identifying (untimed commands get none anyway); no watchdog between moves.
+    driver = _driver(args, table, watchdog_timeout_s=0, servo_lag_s=0.0)
+    driver.open()
+    fits = []
+    try:
+        driver.activate()
+        for _ in range(args.repeats):
+            rec = record_step(driver, row, args.step, args.seconds, period_s=driver.config.control_period_s)
+            fits.append(fit_first_order_lag(rec.times, rec.goal, rec.present))
+    finally:
+        driver.shutdown()          # ease home, release torque
+    taus = [f.tau_s for f in fits]
+    result = {"servo": args.servo, "tau_s": round(float(np.median(taus)), 4), "taus_s": [round(t, 4) for t in taus],
+              "rmse_ticks": [round(f.rmse_ticks, 2) for f in fits], "moved_ticks": [round(f.moved_ticks, 1) for f in fits],
+              "servo_lag_s_configured": table.driver.get("servo_lag_s")}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{args.servo}: first-order time constant {result['tau_s']:.3f} s "
+              f"(repeats {', '.join(f'{t:.3f}' for t in taus)}; model residual "
+              f"{', '.join(f'{f.rmse_ticks:.1f}' for f in fits)} ticks). "
+              f"servos.yaml driver.servo_lag_s is {result['servo_lag_s_configured']}.")
+    return 0
+
+
 # -- monitor ------------------------------------------------------------------------------------
 def _monitor(args: argparse.Namespace) -> int:
     table = _table(args)
@@ -235,6 +275,18 @@ def register(registry) -> None:
     p = registry.command("servo home", "ease to the home pose, then release torque", _home)
     p.add_argument("--hold", action="store_true", help="keep torque on at home")
     p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the move")
+    _common(p)
+
+    p = registry.command("servo lag", "step one servo and fit the servo lag model (driver.servo_lag_s)", _lag,
+                         description="Command one servo a small step away and back, record goal and "
+                         "present position every control cycle, and fit the first-order time constant "
+                         "that maps one onto the other: the value for driver.servo_lag_s (docs/servo.md). "
+                         "Eases home and releases torque at the end.")
+    p.add_argument("--servo", default="jaw", help="servo name from servos.yaml (default: jaw)")
+    p.add_argument("--step", type=float, default=0.1, help="step size as a fraction of the servo's range")
+    p.add_argument("--seconds", type=float, default=1.5, help="recording after each move (s)")
+    p.add_argument("--repeats", type=int, default=3, help="steps to fit (the median is reported)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     _common(p)
 
     p = registry.command("servo monitor", "print present positions, current, temperature and errors", _monitor)
