@@ -94,14 +94,14 @@ class EmulatedServo:
     last_goal: int | None = None
     rejected_writes: int = 0
     response_time_s: float = 0.0       # first-order lag of the servo's response to its goal (s)
-    profile: float | None = None       # where that response is (ticks); the horn follows it
+    response: float | None = None      # where that response is (ticks); the horn follows it
 
     def __post_init__(self) -> None:
         self.layout = _layout(self.model)
         if not (math.isfinite(self.response_time_s) and self.response_time_s >= 0):
             raise ConfigError(f"emulator: response_time_s must be >= 0, got {self.response_time_s}")
-        if self.profile is None:
-            self.profile = self.position
+        if self.response is None:
+            self.response = self.position
         self.reset_memory(eeprom=True)
 
     # -- memory -------------------------------------------------------------------------------
@@ -144,15 +144,15 @@ class EmulatedServo:
         if self.torque:
             if self.response_time_s > 0:
                 # Exact discretization of dr/dt = (goal - r) / tau over dt (goal held).
-                self.profile += (goal - self.profile) * -math.expm1(-dt / self.response_time_s)
+                self.response += (goal - self.response) * -math.expm1(-dt / self.response_time_s)
             else:
-                self.profile = float(goal)
-            error = self.profile - self.position
+                self.response = float(goal)
+            error = self.response - self.position
             step = min(abs(error), self.speed_ticks_s() * dt)
             self.position += step if error > 0 else -step
             velocity = (step / dt) * (1 if error > 0 else -1)
         else:
-            self.profile = self.position      # limp: the response restarts from where the horn is
+            self.response = self.position      # limp: the response restarts from where the horn is
         ticks = int(round(self.position))
         self.set("Present_Position", ticks)
         self.set("Present_Velocity", int(round(velocity / self.model.ticks_per_s(1.0))))
