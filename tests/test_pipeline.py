@@ -208,6 +208,41 @@ def test_lead_mirroring_times_coexpression_mirroring_but_never_mimicry(twin, ret
             assert all(c.execute_at is None for c in mirrored), "the baseline stays naive"
 
 
+class WindowDetector(ThresholdDetector):
+    """ThresholdDetector that can also hand over its newest window (as the real detector does)."""
+
+    def window_event(self, stamp: float) -> PeakEvent | None:
+        if self.rest is None or len(self._frames) < 4:
+            return None
+        window = self._frames[-4:]
+        return PeakEvent(stamp=stamp, frame_index=len(self._frames) - 1, window=np.stack([f for f, _ in window]),
+                         window_stamps=np.array([t for _, t in window]), rest=self.rest.copy(), activation=1.0)
+
+
+@pytest.mark.parametrize("every", [3, 0])
+def test_a_held_prediction_is_refreshed_while_the_expression_unfolds(twin, retargeter, every) -> None:
+    frames, _, _ = smile_sequence(rise=1.2)
+    config = PipelineConfig(mode=Mode.COEXPRESSION, repredict_every=every)
+    predictor = StandInPredictor(1.0)
+    pipeline = CoexpressionPipeline(predictor, StandInInverse(twin), retargeter, twin.calm_commands(),
+                                    config=config, detector=WindowDetector())
+    results = run_frames(pipeline, frames)
+    fire = next(r for r in results if r.event is not None)
+    held = [r.command for r in results if r.stamp > fire.stamp and r.command.source is Source.PREDICTED]
+    assert held, "the prediction is held"
+    if every:
+        # Every 3rd held frame: the newest window, a new target and execute_at = now + time to apex.
+        assert predictor.calls > 1
+        refreshed = [c for c in held if c.execute_at != fire.command.execute_at]
+        assert refreshed and all(c.stamp == fire.stamp for c in held), "still the same firing"
+        k = COMMAND_NAMES.index("mouth_corner_up")
+        assert refreshed[-1].positions[k] > fire.command.positions[k], "the rising face, predicted further"
+        assert refreshed[-1].execute_at > fire.command.execute_at
+    else:
+        assert predictor.calls == 1
+        assert all(np.array_equal(c.positions, fire.command.positions) for c in held), "the first prediction only"
+
+
 def test_a_prediction_no_expression_follows_is_abandoned(twin, retargeter) -> None:
     """A twitch at rest fires the detector; the face goes back to rest, so the robot does too."""
     frames, _, _ = smile_sequence(seconds=2.0, amplitude=0.0)

@@ -179,6 +179,16 @@ class PeakActivationDetector:
             return None
         return self._fire(stamp, probability)
 
+    def window_event(self, stamp: float) -> PeakEvent | None:
+        """The newest window as a :class:`PeakEvent` (no state change): what the predictor would see
+        if the detector fired now. The pipeline re-predicts with it while an expression unfolds."""
+        n = self.config.history
+        if self.rest is None or len(self._xy) < n:
+            return None
+        return PeakEvent(stamp=float(stamp), frame_index=self._index, window=np.stack(list(self._xy)[-n:]),
+                         window_stamps=np.array(list(self._stamps)[-n:]), rest=self.rest.copy(),
+                         activation=self.last_probability)
+
     def _points(self, face: Face | np.ndarray, stamp: float | None) -> tuple[np.ndarray | None, float]:
         if isinstance(face, Face):
             stamp = face.stamp if stamp is None else stamp
