@@ -139,8 +139,9 @@ class PipelineConfig:
     #: or relaxing from their own peak along it (``overtake_margin``, ``overtake_frames``), at most
     #: ``max_hold_s``: a prediction that arrived early must not hand the robot back to lagging
     #: mirroring while the person is still on the way up. 0 (default): release at execute_at; on
-    #: 40 synthetic people, holding up to 1 s measured worse (median +253 ms vs +216 ms): the held
-    #: predictions undershoot, and the rest of the rise then comes a lag late.
+    #: 40 synthetic people, holding up to 1 s measured worse (median +253 ms vs +216 ms, measured
+    #: before re-prediction): the held predictions undershoot, and the rest of the rise then comes
+    #: a lag late.
     max_hold_s: float = 0.0
     #: Coexpression's own mirroring (between and after predictions) asks the driver to arrive "at
     #: the frame's stamp", i.e. as soon as it can with its servo lag lead. Off by default, so that
