@@ -135,14 +135,6 @@ class PipelineConfig:
     #: at full speed with its lag lead) instead of mirroring. The person is heading where the
     #: prediction said, only sooner; mirroring would put the robot's lag back in. False: mirror.
     hurry_when_overtaken: bool = True
-    #: After execute_at (+ release_after_s), keep the predicted face until the person is past it
-    #: or relaxing from their own peak along it (``overtake_margin``, ``overtake_frames``), at most
-    #: ``max_hold_s``: a prediction that arrived early must not hand the robot back to lagging
-    #: mirroring while the person is still on the way up. 0 (default): release at execute_at; on
-    #: 40 synthetic people, holding up to 1 s measured worse (median +253 ms vs +216 ms, measured
-    #: before re-prediction): the held predictions undershoot, and the rest of the rise then comes
-    #: a lag late.
-    max_hold_s: float = 0.0
     #: Coexpression's own mirroring (between and after predictions) asks the driver to arrive "at
     #: the frame's stamp", i.e. as soon as it can with its servo lag lead. Off by default, so that
     #: coexpression and mimicry differ only by the anticipation (the prediction, timed with the lag
@@ -168,10 +160,9 @@ class PipelineConfig:
         if not 0.0 <= self.min_time_to_apex_s <= self.max_time_to_apex_s:
             raise ConfigError("pipeline: need 0 <= min_time_to_apex_s <= max_time_to_apex_s")
         if min(self.release_after_s, self.overtake_margin, self.abandon_after_s, self.abandon_fraction,
-               self.max_hold_s, self.repredict_every) < 0 \
-                or self.overtake_frames < 1:
-            raise ConfigError("pipeline: release_after_s, overtake_margin, max_hold_s, repredict_every and the "
-                              "abandon settings must be >= 0, overtake_frames >= 1")
+               self.repredict_every) < 0 or self.overtake_frames < 1:
+            raise ConfigError("pipeline: release_after_s, overtake_margin, repredict_every and the abandon "
+                              "settings must be >= 0, overtake_frames >= 1")
 
 
 class LatencyLog:
@@ -228,8 +219,7 @@ class CoexpressionPipeline:
         self._held_target: np.ndarray | None = None
         self._release_at = 0.0
         self._start_along = self._target_along = 0.0
-        self._peak_along = -np.inf
-        self._ahead = self._still = self._past = self._relaxed = 0
+        self._ahead = self._still = self._past = 0
         self._held_frames = 0
         self._rest: np.ndarray | None = None
 
@@ -298,34 +288,38 @@ class CoexpressionPipeline:
         return result
 
     def _predict(self, event: PeakEvent, result: StepResult, durations: dict[str, float]) -> None:
-        timer = self._timer
-        t = timer()
-        prediction = self.predictor.predict_event(event)
-        durations["predict"] = timer() - t
-        tta = float(np.clip(prediction.time_to_apex, self.config.min_time_to_apex_s, self.config.max_time_to_apex_s))
-        t = timer()
-        robot = self.retarget(prediction.target, self.rest if self.rest is not None else event.rest)
-        durations["retarget"] = timer() - t
-        t = timer()
-        positions = self._inverse(robot)
-        durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
-        self._held = FaceCommand(COMMAND_NAMES, positions, event.stamp, event.stamp + tta, Source.PREDICTED)
-        self._release_at = event.stamp + tta     # the predicted apex; hurrying does not move it
-        self._held_target = robot
+        tta = self._hold(event, event.stamp, durations)
         # Where the robot starts from: it was mirroring, so about where the live face is now.
-        self._target_along = self._along(robot)
         start = self._along(self.retarget(event.window[-1], self.rest if self.rest is not None else event.rest))
         self._start_along = min(start, self._target_along)
-        self._peak_along = -np.inf
-        self._ahead = self._still = self._past = self._relaxed = 0
+        self._ahead = self._still = self._past = 0
         self._held_frames = 0
         result.time_to_apex = tta
         LOG.debug("peak activation at %.3f s: predicted apex in %.3f s", event.stamp, tta)
 
+    def _hold(self, event: PeakEvent, fired_at: float, durations: dict[str, float]) -> float:
+        """Predict from ``event``'s window and hold that target face, due ``event.stamp + time to
+        apex`` (the firing stamp ``fired_at`` stays the command's stamp). Returns the time to apex."""
+        timer = self._timer
+        t = timer()
+        prediction = self.predictor.predict_event(event)
+        durations["predict"] = durations.get("predict", 0.0) + timer() - t
+        tta = float(np.clip(prediction.time_to_apex, self.config.min_time_to_apex_s, self.config.max_time_to_apex_s))
+        t = timer()
+        robot = self.retarget(prediction.target, self.rest if self.rest is not None else event.rest)
+        durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
+        t = timer()
+        positions = self._inverse(robot)
+        durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
+        self._held = FaceCommand(COMMAND_NAMES, positions, fired_at, event.stamp + tta, Source.PREDICTED)
+        self._held_target = robot
+        self._release_at = event.stamp + tta     # the predicted apex; hurrying does not move it
+        self._target_along = self._along(robot)
+        return tta
+
     def _decide(self, face: Face, stamp: float, durations: dict[str, float]) -> tuple[FaceCommand, np.ndarray | None]:
         """The command for this frame: a held prediction, the live face, or the calm face."""
-        if self._held is not None and stamp > self._release_at + self.config.release_after_s + \
-                (self.config.max_hold_s if self.config.release_when_overtaken else 0.0):
+        if self._held is not None and stamp > self._release_at + self.config.release_after_s:
             self._release()
         rest = self.rest
         if rest is None:
@@ -346,20 +340,17 @@ class CoexpressionPipeline:
         return FaceCommand(COMMAND_NAMES, positions, stamp, arrive, Source.MIMIC), robot
 
     def _keep_holding(self, robot: np.ndarray, stamp: float, durations: dict[str, float]) -> bool:
-        """False (and the prediction released) when the person is past the predicted face, relaxing
-        after the apex, or -- some time after the firing -- has hardly moved toward it at all. A person
-        merely ahead of the planned motion makes the robot hurry (``hurry_when_overtaken``)."""
+        """False (and the prediction released) when the person is past the predicted face or, some
+        time after the firing, has hardly moved toward it at all. A person merely ahead of the
+        planned motion makes the robot hurry (``hurry_when_overtaken``). (Past the predicted apex,
+        :meth:`_decide` has released it already.)"""
         cfg = self.config
         held = self._held
         along = self._along(robot)
-        self._peak_along = max(self._peak_along, along)
         ahead = along > self._planned(stamp) + cfg.overtake_margin
         self._ahead = self._ahead + 1 if ahead else 0
         past = along > self._target_along + cfg.overtake_margin
         self._past = self._past + 1 if past else 0
-        apex_passed = stamp > self._release_at + cfg.release_after_s
-        relaxed = apex_passed and along < self._peak_along - cfg.overtake_margin
-        self._relaxed = self._relaxed + 1 if relaxed else 0
         still = (cfg.abandon_after_s > 0 and stamp - held.stamp >= cfg.abandon_after_s
                  and along - self._start_along < cfg.abandon_fraction * (self._target_along - self._start_along))
         self._still = self._still + 1 if still else 0
@@ -369,8 +360,6 @@ class CoexpressionPipeline:
         elif self._past >= n or (self._ahead >= n and not cfg.hurry_when_overtaken):
             # The person is further along than the robot will be: follow them, never lag behind.
             LOG.debug("live face overtook the prediction at %.3f s: mirroring", stamp)
-        elif apex_passed and (cfg.max_hold_s == 0 or self._relaxed >= n):
-            LOG.debug("expression past its apex at %.3f s: mirroring", stamp)
         else:
             if self._ahead >= n and held.execute_at > stamp:
                 # Sooner than predicted: get there now (the driver's fastest, lag-led approach).
@@ -384,28 +373,15 @@ class CoexpressionPipeline:
         return False
 
     def _repredict(self, stamp: float, durations: dict[str, float]) -> None:
-        """The predictor on the detector's newest window: a fresh target face and time to apex for
-        the held prediction (its firing stamp and where the robot started from stay)."""
+        """The predictor on the detector's newest window, while the face still moves: a fresh target
+        face and time to apex for the held prediction (its firing stamp and start stay)."""
+        if getattr(self.detector, "last_motion", np.inf) < self.config.repredict_min_motion:
+            return
         window = getattr(self.detector, "window_event", None)
         event = window(stamp) if window is not None else None
-        if event is None or getattr(self.detector, "last_motion", np.inf) < self.config.repredict_min_motion:
+        if event is None:
             return
-        timer = self._timer
-        t = timer()
-        prediction = self.predictor.predict_event(event)
-        durations["predict"] = durations.get("predict", 0.0) + timer() - t
-        tta = float(np.clip(prediction.time_to_apex, self.config.min_time_to_apex_s, self.config.max_time_to_apex_s))
-        t = timer()
-        robot = self.retarget(prediction.target, self.rest if self.rest is not None else event.rest)
-        durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
-        t = timer()
-        positions = self._inverse(robot)
-        durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
-        held = self._held
-        self._held = FaceCommand(held.names, positions, held.stamp, stamp + tta, Source.PREDICTED)
-        self._held_target = robot
-        self._release_at = stamp + tta
-        self._target_along = self._along(robot)
+        tta = self._hold(event, self._held.stamp, durations)
         LOG.debug("re-predicted at %.3f s: apex in %.3f s", stamp, tta)
 
     def _along(self, robot: np.ndarray) -> float:
