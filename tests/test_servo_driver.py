@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import time
 
 import numpy as np
 import pytest
@@ -181,20 +180,12 @@ def _timed_jaw_move(table, clock, tmp_path, servo_lag_s: float, seconds: float =
             clock.advance(DT)
             writes = emu.stats.sync_writes
             state = drv.step()
-            _wait_for_goal_write(emu, writes)
+            emu.wait_for_sync_writes(writes)   # the lag integrates over time: no scheduling jitter
             times.append(clock.now() - t0)
             goal.append(int(state.goal_ticks[table.index("jaw")]))
             present.append(int(state.position_ticks[table.index("jaw")]))
         drv.shutdown()
     return np.array(times), np.array(goal), np.array(present), spec.to_ticks(0.8)
-
-
-def _wait_for_goal_write(emu: BusEmulator, writes_before: int) -> None:
-    """A Sync Write has no answer: wait until the emulator's thread applied this cycle's goals before
-    the clock moves on, so the motion (a lag integrates over time) does not depend on scheduling."""
-    deadline = time.monotonic() + 2.0
-    while emu.stats.sync_writes <= writes_before and time.monotonic() < deadline:
-        time.sleep(0)
 
 
 def _crossing(times, present, start, target, fraction):

@@ -23,7 +23,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -155,18 +154,9 @@ class SimRobot:
             self._commands.append(state.commands.astype(np.float32))
 
     def _wait_for_goals(self, writes_before: int) -> None:
-        """Wait until the emulator has applied this cycle's goal Sync Write.
-
-        A Sync Write has no answer, so the emulator's thread may apply it after this thread has
-        already moved the clock on -- and the servo would start toward the new goal a cycle late,
-        depending on scheduling. Waiting here makes every run on the same commands identical.
-        """
-        deadline = time.monotonic() + GOAL_WAIT_S
-        while self.emulator.stats.sync_writes <= writes_before:
-            if time.monotonic() > deadline:
-                LOG.debug("sim robot: the emulator did not apply a goal write within %.1f s", GOAL_WAIT_S)
-                return
-            time.sleep(0)           # yield (GIL and CPU) to the emulator's thread
+        """Wait until the emulator has applied this cycle's goal Sync Write (reproducible runs)."""
+        if not self.emulator.wait_for_sync_writes(writes_before, GOAL_WAIT_S):
+            LOG.debug("sim robot: the emulator did not apply a goal write within %.1f s", GOAL_WAIT_S)
 
     def settle(self, seconds: float = 0.5) -> None:
         """Ease to the calm face and wait, then forget the trace (between runs on one robot).

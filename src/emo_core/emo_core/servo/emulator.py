@@ -321,6 +321,21 @@ class BusEmulator:
         with self._lock:
             self._corrupt_next.append((count, frozenset(ids) if ids is not None else None))
 
+    def wait_for_sync_writes(self, applied_before: int, timeout_s: float = 1.0) -> bool:
+        """Wait until more than ``applied_before`` Sync Writes have been applied (``stats``).
+
+        A Sync Write has no answer, so this thread may apply it after the driver has already moved
+        a manual clock on -- and a servo would start toward the new goal a cycle late, depending on
+        scheduling. Callers that step a manual clock wait here so a run is reproducible. False on
+        timeout (a port that went away).
+        """
+        deadline = time.monotonic() + timeout_s
+        while self.stats.sync_writes <= applied_before:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0)           # yield (GIL and CPU) to the emulator's thread
+        return True
+
     def set_fault_rates(self, drop: float = 0.0, corrupt: float = 0.0) -> None:
         """Random drop/corruption probability per status packet (seeded RNG: reproducible)."""
         if not (0 <= drop <= 1 and 0 <= corrupt <= 1):
