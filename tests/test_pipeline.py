@@ -119,10 +119,15 @@ def smile_sequence(seconds: float = 3.0, onset: float = 1.0, rise: float = 0.8, 
     return frames, int(round(onset * FPS)), int(round((onset + rise) * FPS))
 
 
+#: The timed hold (the predicted face itself, due at the predicted apex) with naive mirroring: most
+#: decision tests below are about it; the default lead by progress has tests of its own.
+TIMED = {"lead_fraction": 0.0, "lead_mirroring": False}
+
+
 def make_pipeline(mode: Mode, twin, retargeter, timer=None, gain: float = 2.0,
-                  overtake: bool = True) -> CoexpressionPipeline:
+                  overtake: bool = True, **overrides) -> CoexpressionPipeline:
     kwargs = {"timer": timer} if timer is not None else {}
-    config = PipelineConfig(mode=mode, release_when_overtaken=overtake)
+    config = PipelineConfig(mode=mode, release_when_overtaken=overtake, **{**TIMED, **overrides})
     return CoexpressionPipeline(StandInPredictor(gain), StandInInverse(twin), retargeter, twin.calm_commands(),
                                 config=config, detector=ThresholdDetector(), **kwargs)
 
@@ -176,7 +181,7 @@ def test_a_person_ahead_of_the_plan_makes_the_robot_hurry_not_mirror(twin, retar
     execute_at moved to now (the driver's fastest, lag-led approach); without hurrying, mirroring."""
     frames, _, _ = smile_sequence(rise=0.3)       # a fast smile: it outruns a constant-speed plan
     for hurry in (True, False):
-        config = PipelineConfig(mode=Mode.COEXPRESSION, hurry_when_overtaken=hurry)
+        config = PipelineConfig(mode=Mode.COEXPRESSION, hurry_when_overtaken=hurry, **TIMED)
         pipeline = CoexpressionPipeline(StandInPredictor(6.0), StandInInverse(twin), retargeter,
                                         twin.calm_commands(), config=config, detector=ThresholdDetector())
         results = run_frames(pipeline, frames)
@@ -208,6 +213,46 @@ def test_lead_mirroring_times_coexpression_mirroring_but_never_mimicry(twin, ret
             assert all(c.execute_at is None for c in mirrored), "the baseline stays naive"
 
 
+def test_by_default_the_robot_leads_the_person_toward_the_prediction(twin, retargeter) -> None:
+    """Held prediction, default config: each frame the live face moved half the remaining way to
+    the predicted face, sent to arrive now (lag-led), until the person gets past the prediction."""
+    frames, _, _ = smile_sequence()
+    config = PipelineConfig(mode=Mode.COEXPRESSION)
+    assert config.lead_fraction == 0.5 and config.lead_mirroring
+    pipeline = CoexpressionPipeline(StandInPredictor(2.0), StandInInverse(twin), retargeter, twin.calm_commands(),
+                                    config=config, detector=ThresholdDetector())
+    results = run_frames(pipeline, frames)
+    fire = next(r for r in results if r.event is not None)
+    led = [r for r in results if r.stamp >= fire.stamp and r.predicted_target is not None]
+    assert led and led[0] is fire, "leading starts on the firing frame"
+    k = COMMAND_NAMES.index("mouth_corner_up")
+    for r in led:
+        live = retargeter(r.face.metric[:, :2], pipeline.rest)
+        np.testing.assert_allclose(r.robot_target, live + 0.5 * (r.predicted_target - live), atol=1e-5)
+        assert r.command.source is Source.PREDICTED and r.command.execute_at == r.stamp
+        assert r.command.stamp == r.stamp, "a fresh command every frame, not one held command"
+        mirrored, predicted = (StandInInverse(twin).predict(f)[k] for f in (live, r.predicted_target))
+        if mirrored <= predicted:      # until the person passes the prediction (then it is released)
+            assert r.command.positions[k] >= mirrored - 1e-6, "ahead of the person, never behind"
+    assert led[0].command.positions[k] > results[results.index(fire) - 1].command.positions[k]
+    after = [r for r in results if r.stamp > led[-1].stamp]
+    assert after and all(r.command.source is Source.MIMIC and r.predicted_target is None for r in after)
+
+
+def test_without_anticipation_coexpression_is_lag_led_mirroring(twin, retargeter) -> None:
+    """The ablation: the detector runs, the predictor is never called, every command arrives now."""
+    frames, _, _ = smile_sequence()
+    predictor = StandInPredictor(2.0)
+    pipeline = CoexpressionPipeline(predictor, StandInInverse(twin), retargeter, twin.calm_commands(),
+                                    config=PipelineConfig(mode=Mode.COEXPRESSION, anticipate=False),
+                                    detector=ThresholdDetector())
+    results = run_frames(pipeline, frames)
+    assert any(r.event is not None for r in results), "the detector still fires"
+    assert predictor.calls == 0
+    mirrored = [r.command for r in results if r.calibrated and r.command is not None]
+    assert mirrored and all(c.source is Source.MIMIC and c.execute_at == c.stamp for c in mirrored)
+
+
 class WindowDetector(ThresholdDetector):
     """ThresholdDetector that can also hand over its newest window (as the real detector does)."""
 
@@ -222,7 +267,7 @@ class WindowDetector(ThresholdDetector):
 @pytest.mark.parametrize("every", [3, 0])
 def test_a_held_prediction_is_refreshed_while_the_expression_unfolds(twin, retargeter, every) -> None:
     frames, _, _ = smile_sequence(rise=1.2)
-    config = PipelineConfig(mode=Mode.COEXPRESSION, repredict_every=every)
+    config = PipelineConfig(mode=Mode.COEXPRESSION, repredict_every=every, **TIMED)
     predictor = StandInPredictor(1.0)
     pipeline = CoexpressionPipeline(predictor, StandInInverse(twin), retargeter, twin.calm_commands(),
                                     config=config, detector=WindowDetector())
@@ -301,6 +346,8 @@ def test_mirror_rest_is_the_calibrated_face_not_the_rolling_neutral(twin, retarg
         PipelineConfig(mirror_rest="sometimes")
     with pytest.raises(ConfigError):
         PipelineConfig(mode="telepathy")
+    with pytest.raises(ConfigError, match="lead_fraction"):
+        PipelineConfig(lead_fraction=1.5)
 
 
 def test_latency_is_recorded_per_stage_with_the_injected_timer(twin, retargeter) -> None:

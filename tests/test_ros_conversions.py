@@ -334,12 +334,14 @@ class _Inverse:
 
 
 def test_remote_anticipation_drives_the_pipeline_mode_logic():
-    """inverse_model's pipeline: calm until the rest arrives, mirroring, then a prediction held
-    with execute_at = firing stamp + time to apex, and mirroring again after it."""
+    """inverse_model's pipeline (the timed hold, naive mirroring): calm until the rest arrives,
+    mirroring, then a prediction held with execute_at = firing stamp + time to apex, and mirroring
+    again after it."""
     twin = DigitalTwin(seed=0, noise_std=0.0)
     remote = RemoteAnticipation()
+    config = PipelineConfig(mode=Mode.COEXPRESSION, lead_fraction=0.0, lead_mirroring=False)
     pipeline = CoexpressionPipeline(remote, _Inverse(), Retargeter.from_twin(twin), twin.calm_commands(),
-                                    config=PipelineConfig(mode=Mode.COEXPRESSION), detector=remote)
+                                    config=config, detector=remote)
     rest = np.zeros((N_LANDMARKS, 2), np.float32)
     live = Face(detected=True, confidence=1.0, metric=np.zeros((N_LANDMARKS, 3), np.float32), stamp=1.0)
     first = pipeline.process_face(live, 1.0).command
@@ -356,6 +358,27 @@ def test_remote_anticipation_drives_the_pipeline_mode_logic():
     assert pipeline.process_face(live, 1.6).command.source is Source.MIMIC    # released after it
     pipeline.reset()
     assert remote.rest is None
+
+
+def test_remote_prediction_is_led_toward_by_progress_with_the_default_config():
+    """The default: every command arrives now (lag-led); a remote prediction makes each frame's face
+    the live face moved half way to the predicted one."""
+    twin = DigitalTwin(seed=0, noise_std=0.0)
+    remote = RemoteAnticipation()
+    retarget = Retargeter.from_twin(twin)
+    pipeline = CoexpressionPipeline(remote, _Inverse(), retarget, twin.calm_commands(),
+                                    config=PipelineConfig(mode=Mode.COEXPRESSION), detector=remote)
+    rest = np.zeros((N_LANDMARKS, 2), np.float32)
+    live = Face(detected=True, confidence=1.0, metric=np.zeros((N_LANDMARKS, 3), np.float32), stamp=1.0)
+    remote.set_rest(rest)
+    mirrored = pipeline.process_face(live, 1.0).command
+    assert mirrored.source is Source.MIMIC and mirrored.execute_at == 1.0
+    target = rest.copy()
+    target[REGIONS["lips"], 1] -= 0.05
+    remote.add_prediction(cv.PredictionFields(target=target, time_to_apex=0.5, stamp=1.0, confidence=0.9))
+    result = pipeline.process_face(live, 1.033)
+    assert result.command.source is Source.PREDICTED and result.command.execute_at == 1.033
+    np.testing.assert_allclose(result.robot_target, 0.5 * (retarget(rest, rest) + retarget(target, rest)), atol=1e-5)
 
 
 def test_remote_anticipation_needs_a_rest_and_mimicry_ignores_predictions():

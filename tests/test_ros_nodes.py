@@ -297,9 +297,11 @@ def test_chain_turns_a_smile_into_face_commands(graph, mode):
         predicted = [c for c in commands if c.source == 0]
         assert predicted, f"no predicted command (sources {sources})"
         first = predicted[0]
-        assert (first.header.stamp.sec, first.header.stamp.nanosec) in \
-            {(p.header.stamp.sec, p.header.stamp.nanosec) for p in predictions}
-        assert cv.stamp_to_seconds(first.execute_at) > cv.stamp_to_seconds(first.header.stamp)
+        # Led toward the prediction from the frame it arrived on: a camera frame's stamp, at or
+        # after the firing frame's, to be reached now (the driver's lag lead does the timing).
+        fired = min(cv.stamp_to_seconds(p.header.stamp) for p in predictions)
+        assert cv.stamp_to_seconds(first.header.stamp) >= fired
+        assert cv.stamp_to_seconds(first.execute_at) == cv.stamp_to_seconds(first.header.stamp)
     else:
         assert sources == {1}                                             # mimicry mirrors only
 

@@ -98,8 +98,9 @@ EXPRESSION_PREDICTOR: Schema = {
 }
 
 INVERSE_MODEL: Schema = {
-    "mode": Param("coexpression", "coexpression: mirror, and at a peak activation hold the predicted face "
-                                  "until its apex; mimicry: mirror the live face (the paper's baseline).",
+    "mode": Param("coexpression", "coexpression: mirror (lag-led), and from a peak activation until its apex "
+                                  "lead the person toward the predicted face; mimicry: mirror the live face "
+                                  "(the paper's baseline).",
                   choices=("coexpression", "mimicry")),
     "model_dir": Param("", "Inverse self-model. " + _MODEL_NOTE),
     "anticipation_config": Param("", "anticipation.yaml whose 'retarget' section sets K. "
@@ -117,9 +118,13 @@ INVERSE_MODEL: Schema = {
                                           "(or, without hurrying, ahead of the robot's planned motion)."),
     "hurry_when_overtaken": Param(True, "A person ahead of the planned motion but short of the predicted face: "
                                         "keep the prediction and arrive now instead of mirroring."),
-    "lead_mirroring": Param(False, "Coexpression's own mirroring also asks the driver to arrive now (with its "
-                                   "servo lag lead); off keeps coexpression vs mimicry a test of anticipation."),
-    "overtake_margin": Param(0.03, "Margin of that comparison, in robot-space face units along the predicted "
+    "lead_mirroring": Param(True, "Coexpression's commands ask the driver to arrive now (with its servo lag "
+                                  "lead); mimicry never does."),
+    "lead_fraction": Param(0.5, "While a prediction is held, show the live face moved this fraction of the way "
+                                "to the predicted face (0: hold the predicted face, due at the predicted apex).",
+                           range=(0.0, 1.0)),
+    "anticipate": Param(True, "False: coexpression ignores predictions (lag-led mirroring only, an ablation)."),
+    "overtake_margin": Param(0.0, "Margin of that comparison, in robot-space face units along the predicted "
                                    "displacement (as emo_core's PipelineConfig).",
                              range=(0.0, 1.0)),
 }

@@ -15,7 +15,7 @@ MODES = {"coexpression": ("coexpression",), "mimicry": ("mimicry",), "both": ("c
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..pipeline.core import Mode, PipelineConfig
+    from ..pipeline.core import Mode
     from ..pipeline.demo import DemoConfig, run_demo
     from ..pipeline.sim import SimConfig
 
@@ -31,7 +31,7 @@ def _run(args: argparse.Namespace) -> int:
     config = DemoConfig(video=args.video, modes=tuple(Mode(m) for m in MODES[args.mode]), out=out,
                         synthetic=args.synthetic, max_frames=args.max_frames,
                         sim=SimConfig(input_latency_s=args.input_latency_ms / 1e3, bus_timing=args.bus_timing),
-                        pipeline=PipelineConfig(lead_mirroring=True) if args.lead_mirroring else None,
+                        pipeline=_pipeline_config(args),
                         progress=not args.quiet)
     report = run_demo(config)
     if args.json:
@@ -39,6 +39,20 @@ def _run(args: argparse.Namespace) -> int:
     else:
         _summary(report, out)
     return 0
+
+
+def _pipeline_config(args: argparse.Namespace) -> "PipelineConfig | None":
+    """The ablation flags as PipelineConfig overrides (None: the defaults)."""
+    from ..pipeline.core import PipelineConfig
+
+    overrides: dict[str, object] = {}
+    if args.timed_hold:
+        overrides["lead_fraction"] = 0.0
+    if args.no_lead_mirroring:
+        overrides["lead_mirroring"] = False
+    if args.no_anticipation:
+        overrides["anticipate"] = False
+    return PipelineConfig(**overrides) if overrides else None
 
 
 def _summary(report: dict, out: Path) -> None:
@@ -78,8 +92,13 @@ def register(registry) -> None:
                    help="camera exposure -> command delay the sim robot models (default: one frame, 33.3 ms)")
     p.add_argument("--bus-timing", action="store_true",
                    help="emulate 1 Mbps byte timing on the servo bus (slower on the wall clock; same motion)")
-    p.add_argument("--lead-mirroring", action="store_true",
-                   help="coexpression's own mirroring also uses the servo lag lead (an ablation: how much of "
-                        "the synchrony the driver's lag model gives without any prediction; docs/architecture.md)")
+    ablation = p.add_argument_group("ablations of coexpression (docs/architecture.md, Synchrony)")
+    ablation.add_argument("--timed-hold", action="store_true",
+                          help="hold the predicted face itself, due at the predicted apex (execute_at), instead "
+                               "of leading the person toward it frame by frame")
+    ablation.add_argument("--no-lead-mirroring", action="store_true",
+                          help="coexpression's mirroring does not use the driver's servo lag lead")
+    ablation.add_argument("--no-anticipation", action="store_true",
+                          help="coexpression ignores the predictor (lag-led mirroring only)")
     p.add_argument("--json", action="store_true", help="print report.json to stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -297,6 +297,9 @@ class DemoRun:
                                "delay; robot: the twin face of the servos' present positions")
         report["sim"] = {"control_period_s": cfg.sim.control_period_s, "input_latency_s": round(cfg.sim.input_latency_s, 4),
                          "servo_lag_s": self.servo_lag_s, "bus_timing": cfg.sim.bus_timing}
+        pipe = (self.stages.pipeline_config if self.stages is not None else None) or PipelineConfig()
+        report["pipeline"] = {"lead_fraction": pipe.lead_fraction, "lead_mirroring": pipe.lead_mirroring,
+                              "anticipate": pipe.anticipate, "repredict_every": pipe.repredict_every}
         report["models"] = self.stages.describe() if self.stages is not None else {}
         report["machine"] = {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
                              "python": platform.python_version()}
