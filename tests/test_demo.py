@@ -49,6 +49,8 @@ def test_demo_writes_the_video_the_timeline_and_the_report(short_clip, tmp_path,
             assert sync["n"] == 1 and abs(sync["median"]) == pytest.approx(sync["median_abs"])
     assert report["apex_s"]["human"] > 0 and report["sim"]["control_period_s"] == pytest.approx(0.01)
     assert report["synthetic"]["sequences"] == 1 and len(report["synthetic"]["per_sequence"]) == 1
+    assert report["pipeline"] == {"lead_fraction": 0.5, "lead_mirroring": True, "anticipate": True,
+                                  "repredict_every": 3}
     # The video: every frame, human | target | robot (coexpression) | robot (mimicry).
     cap = cv2.VideoCapture(str(out / "side_by_side.mp4"))
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -65,12 +67,14 @@ def test_demo_without_ground_truth_reports_synchrony_as_unavailable(short_clip, 
     shutil.copy(short_clip, video)               # no .json sidecar beside it
     out = tmp_path / "demo"
     assert main(["demo", "--video", str(video), "--mode", "mimicry", "--out", str(out), "--synthetic", "0",
-                 "--max-frames", "20", "--quiet"]) == 0
+                 "--max-frames", "20", "--quiet", "--timed-hold", "--no-lead-mirroring", "--no-anticipation"]) == 0
     assert "unavailable" in capsys.readouterr().out
     report = json.loads((out / "report.json").read_text())
     assert report["synchrony_ms"] is None and "synchrony_ms_synthetic" not in report
     assert report["input"]["frames"] == 20 and report["modes"] == ["mimicry"]
     assert report["detector"]["mimicry"]["predicted_apex_s"] == []
+    assert report["pipeline"] == {"lead_fraction": 0.0, "lead_mirroring": False, "anticipate": False,
+                                  "repredict_every": 3}, "the ablation flags reach the pipeline"
     cap = cv2.VideoCapture(str(out / "side_by_side.mp4"))
     ok, first = cap.read()
     cap.release()
