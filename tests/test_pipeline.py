@@ -239,6 +239,19 @@ def test_by_default_the_robot_leads_the_person_toward_the_prediction(twin, retar
     assert after and all(r.command.source is Source.MIMIC and r.predicted_target is None for r in after)
 
 
+def test_leading_without_release_keeps_leading_until_the_predicted_apex(twin, retargeter) -> None:
+    """release_when_overtaken off: no early release, but still the lead by progress (not a held face)."""
+    frames, _, _ = smile_sequence()
+    config = PipelineConfig(mode=Mode.COEXPRESSION, release_when_overtaken=False)
+    pipeline = CoexpressionPipeline(StandInPredictor(0.0), StandInInverse(twin), retargeter, twin.calm_commands(),
+                                    config=config, detector=ThresholdDetector())
+    results = run_frames(pipeline, frames)
+    fire = next(r for r in results if r.event is not None)
+    during = [r for r in results if fire.stamp <= r.stamp <= fire.stamp + TTA]
+    assert all(r.command.source is Source.PREDICTED and r.command.stamp == r.stamp for r in during)
+    assert len({r.command.positions.tobytes() for r in during}) > 1, "follows the person, not one face"
+
+
 def test_without_anticipation_coexpression_is_lag_led_mirroring(twin, retargeter) -> None:
     """The ablation: the detector runs, the predictor is never called, every command arrives now."""
     frames, _, _ = smile_sequence()

@@ -347,29 +347,30 @@ class CoexpressionPipeline:
         if rest is None:
             # Not calibrated yet: nothing to mirror against; a face at rest maps to the calm face.
             return FaceCommand(COMMAND_NAMES, self.calm.copy(), stamp, None, Source.MIMIC), None
-        if self._held is not None and not self.config.release_when_overtaken:
+        cfg = self.config
+        if self._held is not None and not cfg.release_when_overtaken and cfg.lead_fraction <= 0:
             return self._held, self._held_target
         timer = self._timer
         t = timer()
         robot = self.retarget(face.metric[:, :2], rest)
         durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
         source = Source.MIMIC
-        if self._held is not None and self._keep_holding(robot, stamp, durations):
-            if self.config.lead_fraction <= 0:
+        if self._held is not None and (not cfg.release_when_overtaken or self._keep_holding(robot, stamp, durations)):
+            if cfg.lead_fraction <= 0:
                 return self._held, self._held_target
             # Ahead of the person by a fixed share of what is left to the predicted face.
-            robot = robot + self.config.lead_fraction * (self._held_target - robot)
+            robot = robot + cfg.lead_fraction * (self._held_target - robot)
             source = Source.PREDICTED
         t = timer()
         positions = self._inverse(robot)
         durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
-        arrive = stamp if (self.mode is Mode.COEXPRESSION and self.config.lead_mirroring) else None
+        arrive = stamp if (self.mode is Mode.COEXPRESSION and cfg.lead_mirroring) else None
         return FaceCommand(COMMAND_NAMES, positions, stamp, arrive, source), robot
 
     def _keep_holding(self, robot: np.ndarray, stamp: float, durations: dict[str, float]) -> bool:
         """False (and the prediction released) when the person is past the predicted face or, some
-        time after the firing, has hardly moved toward it at all. A person merely ahead of the
-        planned motion makes the robot hurry (``hurry_when_overtaken``). (Past the predicted apex,
+        time after the firing, has hardly moved toward it at all. In a timed hold, a person merely
+        ahead of the planned motion makes the robot hurry (``hurry_when_overtaken``). (Past the predicted apex,
         :meth:`_decide` has released it already.)"""
         cfg = self.config
         held = self._held
