@@ -52,6 +52,27 @@ def test_calibrates_fires_on_a_rise_and_rearms_only_at_rest():
     assert first.stamp == pytest.approx(23 / 30.0)
 
 
+def test_refresh_windows_follow_a_firing_only_while_the_face_moves():
+    """refresh_event: every 3rd frame after the firing while the lips still rise, the newest
+    window; none before the firing, none on the held plateau (no motion), none at rest."""
+    det = PeakActivationDetector(DetectorConfig(confirm_frames=2, rearm_frames=5), scorer=LipScorer())
+    rise = list(np.linspace(0.0, 0.2, 21))
+    lifts = [0.0] * 20 + rise + [0.2] * 30
+    refreshed, fired = [], None
+    for i, lift in enumerate(lifts):
+        if det.update(face(lift), i / 30.0) is not None:
+            fired = i
+        event = det.refresh_event(i / 30.0, every=3, min_motion=2.0)
+        if event is not None:
+            refreshed.append(i)
+            assert event.stamp == pytest.approx(i / 30.0) and event.window.shape == (4, 113, 2)
+            np.testing.assert_allclose(event.window[-1], face(lift), atol=1e-6)
+    assert fired == 23
+    assert refreshed and refreshed[0] == 26 and all((i - fired) % 3 == 0 for i in refreshed)
+    assert max(refreshed) <= 20 + len(rise) + 3, "the plateau is still: no refresh there"
+    assert det.refresh_event(1.0, every=0, min_motion=0.0) is None
+
+
 def test_calibration_needs_its_frames_and_missing_faces_are_skipped():
     det = PeakActivationDetector(DetectorConfig(calibration_frames=8), scorer=LipScorer())
     for i in range(7):

@@ -381,6 +381,34 @@ def test_remote_prediction_is_led_toward_by_progress_with_the_default_config():
     np.testing.assert_allclose(result.robot_target, 0.5 * (retarget(rest, rest) + retarget(target, rest)), atol=1e-5)
 
 
+def test_remote_refreshes_re_predict_the_held_face_and_stale_ones_are_dropped():
+    """A re-prediction from face/prediction_refresh moves the held target and apex (through
+    window_event, as the in-process detector's newest window); one older than a new firing is dropped."""
+    twin = DigitalTwin(seed=0, noise_std=0.0)
+    remote = RemoteAnticipation()
+    retarget = Retargeter.from_twin(twin)
+    pipeline = CoexpressionPipeline(remote, _Inverse(), retarget, twin.calm_commands(),
+                                    config=PipelineConfig(mode=Mode.COEXPRESSION, repredict_every=1), detector=remote)
+    rest = np.zeros((N_LANDMARKS, 2), np.float32)
+    live = Face(detected=True, confidence=1.0, metric=np.zeros((N_LANDMARKS, 3), np.float32), stamp=1.0)
+    remote.set_rest(rest)
+    first, second = rest.copy(), rest.copy()
+    first[REGIONS["lips"], 1] -= 0.05
+    second[REGIONS["lips"], 1] -= 0.08
+    remote.add_prediction(cv.PredictionFields(target=first, time_to_apex=0.5, stamp=1.0, confidence=0.9))
+    held = pipeline.process_face(live, 1.033)
+    np.testing.assert_allclose(held.predicted_target, retarget(first, rest), atol=1e-6)
+    remote.add_refresh(cv.PredictionFields(target=second, time_to_apex=0.3, stamp=1.066, confidence=0.9))
+    refreshed = pipeline.process_face(live, 1.1)
+    np.testing.assert_allclose(refreshed.predicted_target, retarget(second, rest), atol=1e-6)
+    assert pipeline._release_at == pytest.approx(1.366)
+    assert remote.window_event(1.133) is None, "each refresh is used once"
+    remote.add_refresh(cv.PredictionFields(target=second, time_to_apex=0.3, stamp=1.2, confidence=0.9))
+    remote.add_prediction(cv.PredictionFields(target=first, time_to_apex=0.5, stamp=1.3, confidence=0.9))
+    assert remote.update(live, 1.333) is not None
+    assert remote.window_event(1.333) is None, "a refresh of an earlier firing is stale"
+
+
 def test_remote_anticipation_needs_a_rest_and_mimicry_ignores_predictions():
     remote = RemoteAnticipation()
     live = Face(detected=True, confidence=1.0, metric=np.zeros((N_LANDMARKS, 3), np.float32), stamp=1.0)

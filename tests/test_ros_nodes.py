@@ -270,6 +270,8 @@ def test_chain_turns_a_smile_into_face_commands(graph, mode):
     commands = graph.listen("/emo/face/command", "emo_msgs/msg/FaceCommand")
     peaks = graph.listen("/emo/face/peak", "emo_msgs/msg/PeakActivation")
     predictions = graph.listen("/emo/face/prediction", "emo_msgs/msg/ExpressionPrediction")
+    refreshes = graph.listen("/emo/face/peak_refresh", "emo_msgs/msg/PeakActivation")
+    refreshed = graph.listen("/emo/face/prediction_refresh", "emo_msgs/msg/ExpressionPrediction")
     graph.add(PeakActivationNode, "peak_activation")
     graph.add(ExpressionPredictorNode, "expression_predictor")
     graph.add(InverseModelNode, "inverse_model", mode=mode)
@@ -286,7 +288,7 @@ def test_chain_turns_a_smile_into_face_commands(graph, mode):
         sent.append(book.remember(header.stamp))
         # one frame at a time: each frame's peak, prediction and command settle before the next
         assert graph.spin_until(lambda: len(commands) > i, timeout=20)
-        graph.spin_until(lambda: len(predictions) >= len(peaks), timeout=5)
+        graph.spin_until(lambda: len(predictions) >= len(peaks) and len(refreshed) >= len(refreshes), timeout=5)
     assert len(commands) == len(sequence.landmarks)                        # one command per frame
     stamps = [cv.stamp_to_seconds(c.header.stamp) for c in commands]
     assert set(stamps) <= set(sent)                                       # every stamp is a camera frame's
@@ -302,6 +304,9 @@ def test_chain_turns_a_smile_into_face_commands(graph, mode):
         fired = min(cv.stamp_to_seconds(p.header.stamp) for p in predictions)
         assert cv.stamp_to_seconds(first.header.stamp) >= fired
         assert cv.stamp_to_seconds(first.execute_at) == cv.stamp_to_seconds(first.header.stamp)
+        # While the smile unfolds the detector's newer windows are re-predicted, each after the firing.
+        assert refreshes and len(refreshed) == len(refreshes)
+        assert min(cv.stamp_to_seconds(r.header.stamp) for r in refreshes) > fired
     else:
         assert sources == {1}                                             # mimicry mirrors only
 

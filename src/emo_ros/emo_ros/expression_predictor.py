@@ -5,7 +5,9 @@ the header of the frame the detector fired on, so ``header.stamp + time_to_apex`
 apex on the camera's clock. ``confidence`` is the lowest detection confidence of the window's
 frames (the predictor itself has no calibrated confidence).
 
-Subscribes ``face/peak``. Publishes ``face/prediction`` (emo_msgs/ExpressionPrediction, reliable).
+Subscribes ``face/peak`` and ``face/peak_refresh``. Publishes ``face/prediction`` and, for the
+refreshed windows of an unfolding expression, ``face/prediction_refresh``
+(emo_msgs/ExpressionPrediction, reliable).
 """
 from __future__ import annotations
 
@@ -29,21 +31,31 @@ class ExpressionPredictorNode(Node):
         self.params = declare(self, PARAMETERS)
         self.types = message_types()
         self.predictor = ExpressionPredictor.load(self.params["model_dir"] or None)
-        self.prediction_pub = self.create_publisher(self.types.cls("emo_msgs/msg/ExpressionPrediction"),
-                                                    "face/prediction", RELIABLE_QOS)
-        self.create_subscription(self.types.cls("emo_msgs/msg/PeakActivation"), "face/peak", self.on_peak,
-                                 RELIABLE_QOS)
+        prediction = self.types.cls("emo_msgs/msg/ExpressionPrediction")
+        peak = self.types.cls("emo_msgs/msg/PeakActivation")
+        self.prediction_pub = self.create_publisher(prediction, "face/prediction", RELIABLE_QOS)
+        self.refresh_pub = self.create_publisher(prediction, "face/prediction_refresh", RELIABLE_QOS)
+        self.create_subscription(peak, "face/peak", self.on_peak, RELIABLE_QOS)
+        self.create_subscription(peak, "face/peak_refresh", self.on_refresh, RELIABLE_QOS)
         self.get_logger().info(f"predictor: {self.predictor.architecture}")
 
     def on_peak(self, msg: Any) -> None:
+        prediction = self._predict(msg, self.prediction_pub)
+        if prediction is not None:
+            self.get_logger().info(f"predicted apex in {prediction.time_to_apex:.3f} s")
+
+    def on_refresh(self, msg: Any) -> None:
+        self._predict(msg, self.refresh_pub)
+
+    def _predict(self, msg: Any, publisher: Any) -> Any:
         try:
             prediction = self.predictor.predict_event(msg_to_event(msg))
         except EmoError as exc:
             self.get_logger().warning(f"peak activation skipped: {exc}")
-            return
+            return None
         confidence = min((float(frame.confidence) for frame in msg.window), default=0.0)
-        self.prediction_pub.publish(prediction_to_msg(self.types, prediction, msg.header, confidence))
-        self.get_logger().info(f"predicted apex in {prediction.time_to_apex:.3f} s")
+        publisher.publish(prediction_to_msg(self.types, prediction, msg.header, confidence))
+        return prediction
 
 
 def main(args: list[str] | None = None) -> int:

@@ -2,13 +2,15 @@
 
 The mode logic is ``emo_core.pipeline.CoexpressionPipeline``'s, unchanged: in ``mimicry`` every
 live frame is retargeted to the robot (paper eq. 1-2) and turned into commands by the inverse
-self-model, to be executed now; in ``coexpression`` the same mirroring runs until a prediction
-arrives, whose target face is then held with ``execute_at = firing stamp + time to apex`` until the
-apex has passed (or the person overtakes it). The detector and predictor it would own in process
-run in ``peak_activation`` and ``expression_predictor``; ``remote.RemoteAnticipation`` feeds their
+self-model, to be executed now; in ``coexpression`` every command is to arrive now (the driver
+leads its servo lag), and from a prediction until its predicted apex (or until the person gets
+past it) the robot leads the person toward the predicted face, re-predicted while the expression
+unfolds (``face/prediction_refresh``). The detector and predictor it would own in process run in
+``peak_activation`` and ``expression_predictor``; ``remote.RemoteAnticipation`` feeds their
 messages to it. Each command carries the header stamp of the camera frame it derives from.
 
-Subscribes ``face/landmarks``, ``face/rest`` (latched), ``face/prediction``. Publishes
+Subscribes ``face/landmarks``, ``face/rest`` (latched), ``face/prediction``,
+``face/prediction_refresh``. Publishes
 ``face/command`` (emo_msgs/FaceCommand, reliable). Service ``~/reset`` (std_srvs/Trigger).
 """
 from __future__ import annotations
@@ -40,7 +42,9 @@ def build_pipeline(params: dict[str, Any], inverse: Any, remote: RemoteAnticipat
     model, and the remote detector/predictor."""
     twin = DigitalTwin(params["twin_config"] or None, noise_std=0.0)
     retarget = load_anticipation_config(params["anticipation_config"] or None).retarget
-    config = PipelineConfig(mode=params["mode"], **{k: params[k] for k in PIPELINE_KEYS})
+    # Re-predictions arrive already paced and motion-gated by peak_activation (refresh_every,
+    # refresh_min_motion): take each on the next held frame.
+    config = PipelineConfig(mode=params["mode"], repredict_every=1, **{k: params[k] for k in PIPELINE_KEYS})
     return CoexpressionPipeline(remote, inverse, Retargeter.from_twin(twin, retarget), twin.calm_commands(),
                                 config=config, detector=remote)
 
@@ -57,8 +61,9 @@ class InverseModelNode(Node):
         self.command_pub = self.create_publisher(self.types.cls("emo_msgs/msg/FaceCommand"), "face/command",
                                                  RELIABLE_QOS)
         self.create_subscription(landmarks, "face/rest", self.on_rest, LATCHED_QOS)
-        self.create_subscription(self.types.cls("emo_msgs/msg/ExpressionPrediction"), "face/prediction",
-                                 self.on_prediction, RELIABLE_QOS)
+        prediction = self.types.cls("emo_msgs/msg/ExpressionPrediction")
+        self.create_subscription(prediction, "face/prediction", self.on_prediction, RELIABLE_QOS)
+        self.create_subscription(prediction, "face/prediction_refresh", self.on_refresh, RELIABLE_QOS)
         self.create_subscription(landmarks, "face/landmarks", self.on_landmarks, RELIABLE_QOS)
         self.create_service(self.types.cls("std_srvs/srv/Trigger"), "~/reset", self.on_reset)
         self.get_logger().info(f"mode {self.pipeline.mode.value}")
@@ -83,13 +88,19 @@ class InverseModelNode(Node):
             self.get_logger().warning(f"resting face ignored: {exc}")
 
     def on_prediction(self, msg: Any) -> None:
+        self._take(msg, self.remote.add_prediction)
+
+    def on_refresh(self, msg: Any) -> None:
+        self._take(msg, self.remote.add_refresh)
+
+    def _take(self, msg: Any, add: Any) -> None:
         try:
             prediction = msg_to_prediction(msg)
         except EmoError as exc:
             self.get_logger().warning(f"prediction ignored: {exc}")
             return
         self.stamps.remember(msg.header.stamp)
-        self.remote.add_prediction(prediction)
+        add(prediction)
 
     def on_reset(self, request: Any, response: Any) -> Any:
         self.pipeline.reset()

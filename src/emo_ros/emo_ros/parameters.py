@@ -91,6 +91,10 @@ PEAK_ACTIVATION: Schema = {
     "model_dir": Param("", "Directory of the detector's learned rising-edge scorer. " + _MODEL_NOTE),
     "rest_change_threshold": Param(1e-4, "Publish the resting face again when any point moved more than this "
                                          "(metric units) since it was last published.", range=(0.0, 1.0)),
+    "refresh_every": Param(3, "After a firing, publish the newest window on face/peak_refresh every this many "
+                              "frames while the face still moves, for re-prediction (0: never).", range=(0, 1000)),
+    "refresh_min_motion": Param(2.0, "... only while the lips/brows motion (in units of the landmark noise) is at "
+                                     "least this.", range=(0.0, 100.0)),
 }
 
 EXPRESSION_PREDICTOR: Schema = {

@@ -2,11 +2,15 @@
 
 Wraps ``emo_core.anticipation.PeakActivationDetector``: every FaceLandmarks frame goes in; when the
 detector fires, a PeakActivation goes out with the header of the frame it fired on, the resting face
-and the last frames (each with its own exact camera stamp). The detector's resting face is also
+and the last frames (each with its own exact camera stamp). While that expression still unfolds,
+the newest window goes out again every ``refresh_every`` frames on ``face/peak_refresh``
+(``PeakActivationDetector.refresh_event``), so the predictor can re-predict as the in-process
+pipeline does. The detector's resting face is also
 published (latched) whenever it changes, because mirroring in ``inverse_model`` measures the live
 face against it from the first calibrated frame on, long before any expression fires.
 
-Subscribes ``face/landmarks``. Publishes ``face/peak`` (emo_msgs/PeakActivation, reliable) and
+Subscribes ``face/landmarks``. Publishes ``face/peak`` and ``face/peak_refresh``
+(emo_msgs/PeakActivation, reliable) and
 ``face/rest`` (emo_msgs/FaceLandmarks, reliable + transient local). Service ``~/reset``
 (std_srvs/Trigger): forget the person and calibrate again.
 """
@@ -40,7 +44,9 @@ class PeakActivationNode(Node):
         self.stamps = StampBook()
         self._published_rest: np.ndarray | None = None
         landmarks = self.types.cls("emo_msgs/msg/FaceLandmarks")
-        self.peak_pub = self.create_publisher(self.types.cls("emo_msgs/msg/PeakActivation"), "face/peak", RELIABLE_QOS)
+        peak = self.types.cls("emo_msgs/msg/PeakActivation")
+        self.peak_pub = self.create_publisher(peak, "face/peak", RELIABLE_QOS)
+        self.refresh_pub = self.create_publisher(peak, "face/peak_refresh", RELIABLE_QOS)
         self.rest_pub = self.create_publisher(landmarks, "face/rest", LATCHED_QOS)
         self.create_subscription(landmarks, "face/landmarks", self.on_landmarks, RELIABLE_QOS)
         self.create_service(self.types.cls("std_srvs/srv/Trigger"), "~/reset", self.on_reset)
@@ -52,6 +58,8 @@ class PeakActivationNode(Node):
         try:
             face = msg_to_face(msg)
             event = self.detector.update(face, seconds)
+            refresh = None if event is not None else self.detector.refresh_event(
+                seconds, self.params["refresh_every"], self.params["refresh_min_motion"])
         except EmoError as exc:
             self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=5.0)
             return
@@ -59,6 +67,8 @@ class PeakActivationNode(Node):
         if event is not None:
             self.peak_pub.publish(event_to_msg(self.types, event, msg.header, self.stamps, camera=str(msg.camera)))
             self.get_logger().info(f"peak activation at {seconds:.3f} s (p = {event.activation:.2f})")
+        elif refresh is not None:
+            self.refresh_pub.publish(event_to_msg(self.types, refresh, msg.header, self.stamps, camera=str(msg.camera)))
 
     def _publish_rest(self, header: Any) -> None:
         rest = self.detector.rest

@@ -134,6 +134,7 @@ class PeakActivationDetector:
         self._stamps: deque[float] = deque(maxlen=self._need)
         self._run = 0
         self._below = 0
+        self._since_fire = 0                     # frames scored since the last firing
         self._index = -1
         self._rest_version = 0
         self._appended = 0                       # frames appended to the history so far
@@ -168,6 +169,7 @@ class PeakActivationDetector:
         self.last_activity = activity / self.noise
         self.last_motion = motion / self.noise
         if self.state is DetectorState.FIRED:
+            self._since_fire += 1
             self._maybe_rearm(activity)
             return None
         c = self.config
@@ -188,6 +190,17 @@ class PeakActivationDetector:
         return PeakEvent(stamp=float(stamp), frame_index=self._index, window=np.stack(list(self._xy)[-n:]),
                          window_stamps=np.array(list(self._stamps)[-n:]), rest=self.rest.copy(),
                          activation=self.last_probability)
+
+    def refresh_event(self, stamp: float, every: int, min_motion: float) -> PeakEvent | None:
+        """After a firing, while the expression still unfolds: on every ``every``-th frame since the
+        firing on which the lips/brows still move (``last_motion >= min_motion``), the newest window
+        (:meth:`window_event`). The ROS graph's predictor re-predicts on these; the in-process
+        pipeline asks :meth:`window_event` itself while it holds a prediction. Call after
+        :meth:`update` on the same frame."""
+        if (self.state is not DetectorState.FIRED or every <= 0 or self._since_fire == 0
+                or self._since_fire % every or self.last_motion < min_motion):
+            return None
+        return self.window_event(stamp)
 
     def _points(self, face: Face | np.ndarray, stamp: float | None) -> tuple[np.ndarray | None, float]:
         if isinstance(face, Face):
@@ -262,6 +275,7 @@ class PeakActivationDetector:
         self.state = DetectorState.FIRED
         self._below = 0
         self._run = 0
+        self._since_fire = 0
         n = self.config.history
         return PeakEvent(stamp=stamp, frame_index=self._index,
                          window=np.stack(list(self._xy)[-n:]),
