@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -163,7 +163,8 @@ class PipelineConfig:
     #: and execute_at to the new prediction: the time to apex is weakly observable at the firing
     #: and better later in the rise (median |robot - human apex| on 40 / 60 synthetic people:
     #: 250 -> 168 ms, 282 -> 203 ms; every frame chases landmark noise: worse). 0 disables. Needs a
-    #: detector with ``window_event`` (the in-process one; the ROS graph's remote stand-in has none).
+    #: detector with ``window_event`` (the in-process one; in the ROS graph the remote stand-in hands
+    #: over the re-predictions ``peak_activation`` and ``expression_predictor`` make).
     repredict_every: int = 3
     #: ... but only while the face is still moving: the detector's lips/brows motion over the
     #: scorer's lag (``last_motion``, in units of its noise level) at least this. At the apex the
@@ -237,9 +238,11 @@ class CoexpressionPipeline:
         self._timer = timer
         self.latency = LatencyLog()
         self.events: list[PeakEvent] = []
-        self._held: FaceCommand | None = None
+        # A held prediction: its robot-space target (None: nothing held), the firing stamp, the
+        # predicted apex; with lead_fraction 0 also the timed command (the predicted face itself).
         self._held_target: np.ndarray | None = None
-        self._release_at = 0.0
+        self._fired_at = self._release_at = 0.0
+        self._timed: FaceCommand | None = None
         self._start_along = self._target_along = 0.0
         self._ahead = self._still = self._past = 0
         self._held_frames = 0
@@ -253,8 +256,7 @@ class CoexpressionPipeline:
         """New person or stream: recalibrate, forget any held prediction (latencies are kept)."""
         self.detector.reset()
         self.events.clear()
-        self._held = None
-        self._held_target = None
+        self._release()
         self._rest = None
 
     @property
@@ -303,8 +305,7 @@ class CoexpressionPipeline:
                 if self.mode is Mode.COEXPRESSION and self.config.anticipate:
                     self._predict(event, result, durations)
             result.command, result.robot_target = self._decide(face, stamp, durations)
-            if self._held is not None:
-                result.predicted_target = self._held_target
+            result.predicted_target = self._held_target
         durations["end_to_end"] = timer() - t0
         self.latency.add(durations)
         return result
@@ -321,7 +322,8 @@ class CoexpressionPipeline:
 
     def _hold(self, event: PeakEvent, fired_at: float, durations: dict[str, float]) -> float:
         """Predict from ``event``'s window and hold that target face, due ``event.stamp + time to
-        apex`` (the firing stamp ``fired_at`` stays the command's stamp). Returns the time to apex."""
+        apex`` (the firing stamp ``fired_at`` stays the hold's). Only a timed hold turns it into
+        commands here; leading by progress does so per frame. Returns the time to apex."""
         timer = self._timer
         t = timer()
         prediction = self.predictor.predict_event(event)
@@ -330,34 +332,37 @@ class CoexpressionPipeline:
         t = timer()
         robot = self.retarget(prediction.target, self.rest if self.rest is not None else event.rest)
         durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
-        t = timer()
-        positions = self._inverse(robot)
-        durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
-        self._held = FaceCommand(COMMAND_NAMES, positions, fired_at, event.stamp + tta, Source.PREDICTED)
         self._held_target = robot
+        self._fired_at = fired_at
         self._release_at = event.stamp + tta     # the predicted apex; hurrying does not move it
         self._target_along = self._along(robot)
+        if self.config.lead_fraction <= 0:
+            t = timer()
+            positions = self._inverse(robot)
+            durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
+            self._timed = FaceCommand(COMMAND_NAMES, positions, fired_at, self._release_at, Source.PREDICTED)
         return tta
 
     def _decide(self, face: Face, stamp: float, durations: dict[str, float]) -> tuple[FaceCommand, np.ndarray | None]:
         """The command for this frame: a held prediction, the live face, or the calm face."""
-        if self._held is not None and stamp > self._release_at + self.config.release_after_s:
+        if self._held_target is not None and stamp > self._release_at + self.config.release_after_s:
             self._release()
         rest = self.rest
         if rest is None:
             # Not calibrated yet: nothing to mirror against; a face at rest maps to the calm face.
             return FaceCommand(COMMAND_NAMES, self.calm.copy(), stamp, None, Source.MIMIC), None
         cfg = self.config
-        if self._held is not None and not cfg.release_when_overtaken and cfg.lead_fraction <= 0:
-            return self._held, self._held_target
+        if self._timed is not None and not cfg.release_when_overtaken:
+            return self._timed, self._held_target
         timer = self._timer
         t = timer()
         robot = self.retarget(face.metric[:, :2], rest)
         durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
         source = Source.MIMIC
-        if self._held is not None and (not cfg.release_when_overtaken or self._keep_holding(robot, stamp, durations)):
-            if cfg.lead_fraction <= 0:
-                return self._held, self._held_target
+        if self._held_target is not None and (not cfg.release_when_overtaken
+                                              or self._keep_holding(robot, stamp, durations)):
+            if self._timed is not None:
+                return self._timed, self._held_target
             # Ahead of the person by a fixed share of what is left to the predicted face.
             robot = robot + cfg.lead_fraction * (self._held_target - robot)
             source = Source.PREDICTED
@@ -373,27 +378,27 @@ class CoexpressionPipeline:
         ahead of the planned motion makes the robot hurry (``hurry_when_overtaken``). (Past the predicted apex,
         :meth:`_decide` has released it already.)"""
         cfg = self.config
-        held = self._held
+        timed = self._timed
         along = self._along(robot)
         # The planned motion only exists for a timed hold; leading by progress has no plan to be behind.
-        ahead = cfg.lead_fraction <= 0 and along > self._planned(stamp) + cfg.overtake_margin
+        ahead = timed is not None and along > self._planned(stamp) + cfg.overtake_margin
         self._ahead = self._ahead + 1 if ahead else 0
         past = along > self._target_along + cfg.overtake_margin
         self._past = self._past + 1 if past else 0
-        still = (cfg.abandon_after_s > 0 and stamp - held.stamp >= cfg.abandon_after_s
+        still = (cfg.abandon_after_s > 0 and stamp - self._fired_at >= cfg.abandon_after_s
                  and along - self._start_along < cfg.abandon_fraction * (self._target_along - self._start_along))
         self._still = self._still + 1 if still else 0
         n = cfg.overtake_frames
         if self._still >= n:
-            LOG.debug("no expression followed the peak activation of %.3f s: mirroring", held.stamp)
+            LOG.debug("no expression followed the peak activation of %.3f s: mirroring", self._fired_at)
         elif self._past >= n or (self._ahead >= n and not cfg.hurry_when_overtaken):
             # The person is further along than the robot will be: follow them, never lag behind.
             LOG.debug("live face overtook the prediction at %.3f s: mirroring", stamp)
         else:
-            if self._ahead >= n and held.execute_at > stamp:
+            if self._ahead >= n and timed.execute_at > stamp:
                 # Sooner than predicted: get there now (the driver's fastest, lag-led approach).
                 LOG.debug("live face ahead of the planned motion at %.3f s: hurrying", stamp)
-                self._held = FaceCommand(held.names, held.positions, held.stamp, stamp, held.source)
+                self._timed = replace(timed, execute_at=stamp)
             self._held_frames += 1
             if cfg.repredict_every and self._held_frames % cfg.repredict_every == 0 and stamp < self._release_at:
                 self._repredict(stamp, durations)
@@ -410,7 +415,7 @@ class CoexpressionPipeline:
         event = window(stamp) if window is not None else None
         if event is None:
             return
-        tta = self._hold(event, self._held.stamp, durations)
+        tta = self._hold(event, self._fired_at, durations)
         LOG.debug("re-predicted at %.3f s: apex in %.3f s", stamp, tta)
 
     def _along(self, robot: np.ndarray) -> float:
@@ -424,14 +429,14 @@ class CoexpressionPipeline:
     def _planned(self, stamp: float) -> float:
         """Where the robot's planned motion is along the prediction (constant speed from the firing
         to execute_at), in the same units as :meth:`_along`."""
-        held = self._held
-        span = held.execute_at - held.stamp
-        frac = 1.0 if span <= 0 else float(np.clip((stamp - held.stamp) / span, 0.0, 1.0))
+        timed = self._timed
+        span = timed.execute_at - timed.stamp
+        frac = 1.0 if span <= 0 else float(np.clip((stamp - timed.stamp) / span, 0.0, 1.0))
         return self._start_along + (self._target_along - self._start_along) * frac
 
     def _release(self) -> None:
-        self._held = None
         self._held_target = None
+        self._timed = None
 
     def _inverse(self, robot: np.ndarray) -> np.ndarray:
         # The inverse model ends in a sigmoid; the clip only guards against a model that does not.
