@@ -5,14 +5,13 @@ detector fires, a PeakActivation goes out with the header of the frame it fired 
 and the last frames (each with its own exact camera stamp). While that expression still unfolds,
 the newest window goes out again every ``refresh_every`` frames on ``face/peak_refresh``
 (``PeakActivationDetector.refresh_event``), so the predictor can re-predict as the in-process
-pipeline does. The detector's resting face is also
-published (latched) whenever it changes, because mirroring in ``inverse_model`` measures the live
-face against it from the first calibrated frame on, long before any expression fires.
+pipeline does. The detector's resting face is also published (latched) whenever it changes,
+because mirroring in ``inverse_model`` measures the live face against it from the first calibrated
+frame on, long before any expression fires.
 
 Subscribes ``face/landmarks``. Publishes ``face/peak`` and ``face/peak_refresh``
-(emo_msgs/PeakActivation, reliable) and
-``face/rest`` (emo_msgs/FaceLandmarks, reliable + transient local). Service ``~/reset``
-(std_srvs/Trigger): forget the person and calibrate again.
+(emo_msgs/PeakActivation, reliable) and ``face/rest`` (emo_msgs/FaceLandmarks, reliable +
+transient local). Service ``~/reset`` (std_srvs/Trigger): forget the person and calibrate again.
 """
 from __future__ import annotations
 
@@ -58,8 +57,9 @@ class PeakActivationNode(Node):
         try:
             face = msg_to_face(msg)
             event = self.detector.update(face, seconds)
-            refresh = None if event is not None else self.detector.refresh_event(
-                seconds, self.params["refresh_every"], self.params["refresh_min_motion"])
+            # None on the firing frame itself: refreshes only follow a firing.
+            refresh = self.detector.refresh_event(seconds, self.params["refresh_every"],
+                                                  self.params["refresh_min_motion"])
         except EmoError as exc:
             self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=5.0)
             return

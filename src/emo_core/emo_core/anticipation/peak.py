@@ -80,7 +80,7 @@ class PeakResult:
     arrival_frame: int = -1
 
 
-#: Fraction of the maximum smoothed distance that counts as "arrived" (as pipeline/synchrony.py).
+#: Fraction of the maximum smoothed distance that counts as "arrived" (pipeline/synchrony.py uses it too).
 ARRIVAL_FRACTION = 0.95
 
 

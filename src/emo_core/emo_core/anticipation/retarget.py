@@ -104,14 +104,12 @@ class Retargeter:
                              f"got {np.shape(human)} and {np.shape(human_rest)}")
         # In place on one temporary: this runs once per frame between predictor and inverse model.
         d = np.subtract(h, rest)
-        # maximum + minimum in place: the same clip (low <= high), ~1.5 us cheaper than np.clip.
         if self.config.scale_before_clip:
             d *= self._k
-            np.maximum(d, self.low, out=d)
-            np.minimum(d, self.high, out=d)
-        else:
-            np.maximum(d, self.low, out=d)
-            np.minimum(d, self.high, out=d)
+        # maximum + minimum in place: the same clip (low <= high), ~1.5 us cheaper than np.clip.
+        np.maximum(d, self.low, out=d)
+        np.minimum(d, self.high, out=d)
+        if not self.config.scale_before_clip:
             d *= self._k
         d += self.robot_rest
         return d

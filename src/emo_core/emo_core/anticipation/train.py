@@ -84,7 +84,7 @@ def _loss(module: nn.Module, x: torch.Tensor, rest: torch.Tensor, y: torch.Tenso
         target, tta = module.decode(x, module.raw(x, rest))
         time_err = (tta - t).abs() / module.t_stats[1]
         if timed is not None and config.consecutive_fraction > 0:
-            time_err = time_err[timed] if bool(timed.any()) else time_err[:0]
+            time_err = time_err[timed]
         time_term = time_err.mean() if time_err.numel() else time_err.sum()
         return (target - y).abs().mean() / module.y_scale[0] + config.time_weight * time_term
     return nn.functional.mse_loss(module(x), y)      # the paper: MSE on the landmarks

@@ -30,9 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..anticipation.peak import ARRIVAL_FRACTION
 from ..schema import N_LANDMARKS, REGIONS
 
-APEX_FRACTION = 0.95
+#: The same 95 % the time-to-apex head is trained to (anticipation.peak.arrival_frame).
+APEX_FRACTION = ARRIVAL_FRACTION
 #: Centred moving-average window applied to the robot curve before the apex rule (seconds).
 SMOOTH_S = 0.1
 
