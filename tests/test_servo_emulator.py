@@ -142,7 +142,7 @@ def test_bus_timing_is_never_faster_than_the_wire(tmp_path) -> None:
     Return_Delay_Time (3 x 500 us) cannot arrive sooner than the wire allows (a lower bound only)."""
     servos = [(i, "XL330-M288", 2048) for i in (1, 2, 3)]
     with BusEmulator(servos, link=tmp_path / "bus", timing=True, baudrate=57600) as emu:
-        port = PortHandler(emu.port)
+        port = sdk_port(emu.port)
         port.setBaudRate(57600)
         try:
             group = GroupSyncRead(port, PacketHandler(2.0), 132, 4)
