@@ -47,6 +47,7 @@ class ModeRun:
     execute_at: list[float] = field(default_factory=list)
     robot_times: np.ndarray = field(default_factory=lambda: np.zeros(0))
     robot_commands: np.ndarray = field(default_factory=lambda: np.zeros((0, 11), np.float32))
+    robot_goals: np.ndarray = field(default_factory=lambda: np.zeros((0, 11), np.float32))  # sent, lead included
     robot_faces: np.ndarray = field(default_factory=lambda: np.zeros((0, N_LANDMARKS, 2), np.float32))
     robot_apex: float | None = None
     offset_s: float | None = None
@@ -96,6 +97,7 @@ class ModeRunner:
         trace = self.robot.trace()
         self.run.robot_times = trace.times - offset
         self.run.robot_commands = trace.commands
+        self.run.robot_goals = trace.goals if trace.goals is not None else trace.commands
         self.run.robot_faces = self.robot.faces()
         self.run.offset_s = offset
         return self.run

@@ -62,10 +62,12 @@ class SimConfig:
 
 @dataclass
 class RobotTrace:
-    """What the robot did: per control cycle, the time and the 11 commands its servos were at."""
+    """What the robot did: per control cycle, the time, the 11 commands its servos were at and the
+    11 commands its goal positions expressed (what was sent, servo-lag lead included)."""
 
     times: np.ndarray       # (N,) clock seconds
     commands: np.ndarray    # (N, 11)
+    goals: np.ndarray | None = None    # (N, 11)
 
 
 class SimRobot:
@@ -90,6 +92,7 @@ class SimRobot:
         self._order = itertools.count()
         self._times: list[float] = []
         self._commands: list[np.ndarray] = []
+        self._goals: list[np.ndarray] = []
         self.faults: list[str] = []
 
     def _calm_positions(self) -> dict[int, float]:
@@ -152,6 +155,7 @@ class SimRobot:
                 LOG.warning("sim robot: %s", state.fault)
             self._times.append(now)
             self._commands.append(state.commands.astype(np.float32))
+            self._goals.append(self.table.ticks_to_commands(state.goal_ticks).astype(np.float32))
 
     def _wait_for_goals(self, writes_before: int) -> None:
         """Wait until the emulator has applied this cycle's goal Sync Write (reproducible runs)."""
@@ -176,10 +180,12 @@ class SimRobot:
     def clear_trace(self) -> None:
         self._times.clear()
         self._commands.clear()
+        self._goals.clear()
 
     def trace(self) -> RobotTrace:
-        return RobotTrace(np.asarray(self._times, np.float64),
-                          np.asarray(self._commands, np.float32).reshape(-1, len(self.twin.calm_commands())))
+        n = len(self.twin.calm_commands())
+        return RobotTrace(np.asarray(self._times, np.float64), np.asarray(self._commands, np.float32).reshape(-1, n),
+                          np.asarray(self._goals, np.float32).reshape(-1, n))
 
     def faces(self) -> np.ndarray:
         """The robot's face (N, 113, 2) at every recorded control cycle (twin, noise-free)."""

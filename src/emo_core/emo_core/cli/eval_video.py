@@ -1,0 +1,133 @@
+"""``emo eval video PATH... [--json] [--out DIR]``: coexpression vs mimicry on recordings of real
+people, measured against each recording's own landmarks (``pipeline/video_eval.py``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+LOG = logging.getLogger(__name__)
+
+
+def _videos(paths: list[str]) -> list[Path]:
+    """The videos named (a folder stands for the videos in it, sorted)."""
+    from ..perception.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    out: list[Path] = []
+    for name in paths:
+        p = Path(name)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
+            if found:
+                out.extend(found)
+            elif any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()):
+                out.append(p)            # a folder of frames is one recording
+            else:
+                raise InputError(f"{p}: no videos or image frames in this folder")
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such video")
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..anticipation.blas import blas_threads
+    from ..atomic import atomic_write_bytes, atomic_write_json
+    from ..pipeline.core import Mode
+    from ..pipeline.demo import _fast_thread_handoff
+    from ..pipeline.models import Stages
+    from ..pipeline.video_eval import VideoEvaluator, summary, timeline_png, video_report
+
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
+    videos = _videos(args.paths)
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        if out.exists() and not out.is_dir():
+            raise InputError(f"--out {out}: exists and is not a directory")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--out {out}: cannot create ({exc.strerror})") from None
+    modes = (Mode.COEXPRESSION, Mode.MIMICRY)
+    names = [m.value for m in modes]
+    results, reports = [], []
+    with _fast_thread_handoff(), blas_threads(1):
+        stages = Stages.load()
+        evaluator = VideoEvaluator(stages, modes, max_frames=args.max_frames)
+        for i, video in enumerate(videos):
+            LOG.info("[%d/%d] %s", i + 1, len(videos), video)
+            result = evaluator.evaluate(video, progress=_bar(args, video))
+            results.append(result)
+            picture = None
+            if out is not None:
+                picture = atomic_write_bytes(out / f"{i:02d}_{video.stem}_timeline.png", timeline_png(result))
+                picture.chmod(0o644)
+            reports.append(video_report(result, names, picture))
+    report = {"videos": reports, "pooled": {"videos": len(results), **summary(results, names)},
+              "models": stages.describe(),
+              "rules": {"apex": "first 95 % of the episode maximum", "half_rise": "first 50 %",
+                        "curves": "displacement (brows, lips, jaw) from the mean face in the 0.5 s before the "
+                                  "episode's onset, projected on the retargeted human apex face, smoothed 0.1 s",
+                        "jitter": "RMS second difference per frame of the driver's goals (command units)"}}
+    if out is not None:
+        atomic_write_json(out / "report.json", report).chmod(0o644)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print(report)
+    return 0
+
+
+class _bar:
+    """A per-video progress bar on stderr (off with --quiet)."""
+
+    def __init__(self, args: argparse.Namespace, video: Path) -> None:
+        self._bar = None
+        if not args.quiet:
+            from tqdm import tqdm
+
+            self._bar = tqdm(desc=video.name[:30], unit="frame", leave=False, file=sys.stderr)
+
+    def __call__(self, n: int) -> None:
+        if self._bar is not None:
+            self._bar.update(n)
+
+    def __del__(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _print(report: dict) -> None:
+    def line(name: str, s: dict) -> str:
+        sync = "; ".join(f"{m} {v['median']:+.0f} ms (|.| {v['median_abs']:.0f}, n={v['n']})"
+                         for m, v in s["synchrony_ms"].items() if v["median"] is not None) or "no episode measured"
+        half = "; ".join(f"{m} {v['median']:+.0f}" for m, v in s["half_rise_ms"].items() if v["median"] is not None)
+        d, p, j = s["detector"], s["predictor"], s["jitter"]
+        return (f"{name}: apex {sync}; half rise {half or '-'} ms; detector fired {d['fired_per_episode']}, "
+                f"before half rise {d['fired_before_half_rise']}, false/min {d['false_per_minute']}; "
+                f"predictor MAE {p['model_mae']} vs mimicry {p['mimicry_mae']} (n={p['n']}); "
+                f"jitter " + ", ".join(f"{m} {v}" for m, v in j.items()))
+
+    for v in report["videos"]:
+        print(line(Path(v["video"]).name, v))
+    print(line("pooled", report["pooled"]))
+
+
+def register(registry) -> None:
+    registry.group("eval", "evaluate models")
+    p = registry.command(
+        "eval video", "coexpression vs mimicry on real recordings (synchrony, detector, predictor, jitter)", _run,
+        description="Runs the in-process pipeline in both modes against the simulated robot on each video and "
+                    "measures it against the video's own landmarks (episodes from a VIDEO.episodes.json sidecar, "
+                    "or found from motion). Prints one JSON object with --json.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="video files (or folders of them)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--out", default=None, help="folder for report.json and a timeline picture per video")
+    p.add_argument("--max-frames", type=int, default=None, help="stop each video after this many frames")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
