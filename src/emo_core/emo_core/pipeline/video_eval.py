@@ -84,6 +84,18 @@ def sidecar_path(video: str | Path) -> Path:
     return p.with_name(p.stem + SIDECAR_SUFFIX) if p.suffix else p.with_name(p.name + SIDECAR_SUFFIX)
 
 
+def evaluate_until(video: str | Path) -> float | None:
+    """The sidecar's ``evaluate_until_s``: a recording annotated only up to there is measured up to there."""
+    path = sidecar_path(video)
+    if not path.is_file():
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8")).get("evaluate_until_s")
+        return None if value is None else float(value)
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError) as exc:
+        raise InputError(f"{path}: not an episodes sidecar ({exc})") from None
+
+
 def load_episodes(video: str | Path) -> list[EpisodeSpec] | None:
     """The episodes of ``video``'s sidecar, or None without one.
 
@@ -280,6 +292,7 @@ class VideoEvaluator:
 
         source = open_source(str(video))
         specs = load_episodes(video)
+        until = evaluate_until(video)
         extractor = FaceLandmarkExtractor(ExtractorConfig(max_faces=1))
         pipelines = {m: self.stages.pipeline(m, extractor=extractor if i == 0 else None)
                      for i, m in enumerate(self.modes)}
@@ -293,6 +306,8 @@ class VideoEvaluator:
             with source:
                 fps = float(source.fps)
                 for frame in source:
+                    if until is not None and frame.stamp > until:
+                        break
                     first = pipelines[self.modes[0]].process_frame(frame.image, frame.stamp, source.name)
                     results = {self.modes[0]: first}
                     for m in self.modes[1:]:
