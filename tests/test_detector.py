@@ -195,3 +195,58 @@ def test_online_scores_equal_the_training_features(people):
     offline = scorer.probability(sequence_features(xy, np.median(xy[:8], axis=0), scorer.spec))
     start = 8 + scorer.spec.history
     np.testing.assert_allclose(online[start:], offline[start:], atol=1e-5)
+
+
+# ------------------------------------------------------------------ real-footage additions
+
+def _rot(yaw_deg: float) -> np.ndarray:
+    a = np.radians(yaw_deg)
+    return np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+
+
+def test_head_turn_blocks_firing_only_while_the_head_turns_fast():
+    """max_head_speed: a lip rise during a fast head turn (Face.head_rotation) does not fire; the
+    same rise with a still head does, and raw points (no rotation) are never blocked."""
+    rise = list(np.linspace(0.0, 0.2, 21))
+    lifts = [0.0] * 20 + rise + [0.2] * 10
+
+    def run_faces(yaw_speed: float, cfg: DetectorConfig) -> tuple[list[int], PeakActivationDetector]:
+        det = PeakActivationDetector(cfg, scorer=LipScorer())
+        fired = []
+        for i, lift in enumerate(lifts):
+            pts = np.zeros((113, 3), np.float32)
+            pts[:, :2] = face(lift)
+            f = Face(detected=True, confidence=1.0, metric=pts, stamp=i / 30.0,
+                     head_rotation=_rot(yaw_speed * i / 30.0))
+            if det.update(f) is not None:
+                fired.append(i)
+        return fired, det
+
+    cfg = DetectorConfig(confirm_frames=2, rearm_frames=5, max_head_speed=15.0)
+    fired, det = run_faces(40.0, cfg)                      # turning at 40 deg/s throughout
+    assert fired == []
+    assert det.head_speed == pytest.approx(40.0, rel=1e-3)
+    fired, _ = run_faces(5.0, cfg)                         # slow drift of the head: fires as usual
+    assert fired == [23]
+    fired, _ = run_faces(40.0, DetectorConfig(confirm_frames=2, rearm_frames=5))   # rule off
+    assert fired == [23]
+    det = PeakActivationDetector(cfg, scorer=LipScorer())
+    assert [i for i, _ in feed(det, lifts)] == [23]        # raw points: no rotation, no rule
+
+
+def test_motion_yardstick_is_the_persons_own_stillness():
+    """motion_window: the gates compare motion to a quantile of the person's own recent motion,
+    not to the calibration noise; on a jittery face it sits at that jitter's level."""
+    rng = np.random.default_rng(0)
+    base = face(0.0)
+    det = PeakActivationDetector(DetectorConfig(motion_window=60, motion_quantile=0.5), scorer=LipScorer())
+    jitter = 0.01
+    for i in range(120):
+        det.update(base + rng.normal(scale=jitter, size=base.shape).astype(np.float32), i / 30.0)
+    # 2-frame means 3 frames apart: per-coordinate sd jitter, RMS over 2 axes -> ~sqrt(2) * jitter
+    assert 0.7 * jitter < det.motion_noise < 2.5 * jitter
+    assert det.motion_noise > det.config.noise_floor
+    with pytest.raises(ConfigError):
+        DetectorConfig(motion_quantile=1.5)
+    with pytest.raises(ConfigError):
+        DetectorConfig(max_head_speed=-1.0)

@@ -75,13 +75,18 @@ class PeakWindows:
     subject: np.ndarray       # (N,) str
     label: np.ndarray         # (N,) str
     video: np.ndarray         # (N,) int index of the video in its source dataset
+    #: (N, 9, 113, 2) float32: 9 still frames before the expression's onset (the frames just before
+    #: ``onset_frame`` where the sequence has one, else the first 9): "a still face stays still"
+    #: pairs for the identity-free predictor (``sample_pairs(still_fraction=...)``). None: unknown.
+    still: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.inputs)
 
     def subset(self, index: np.ndarray | Sequence[int]) -> "PeakWindows":
         idx = np.asarray(index, dtype=np.int64)
-        return PeakWindows(**{name: getattr(self, name)[idx] for name in self.__dataclass_fields__})
+        return PeakWindows(**{name: (None if getattr(self, name) is None else getattr(self, name)[idx])
+                              for name in self.__dataclass_fields__})
 
     def fingerprint(self) -> str:
         """Short content hash of the windows (model cards record what they were trained on)."""
@@ -134,7 +139,11 @@ def build_windows(sequences: Iterable[SequenceLike], config: PeakConfig | None =
         window, c1 = _take(xy, np.arange(p - N_BEFORE, p + N_WINDOW - N_BEFORE))
         labels, c2 = _take(xy, np.arange(m, m + N_LABEL))
         report.clamped += int(c1 or c2)
-        for name, value in (("inputs", window), ("labels", labels), ("rest", found.rest),
+        onset = getattr(seq, "onset_frame", None)
+        onset = int(onset) if onset is not None and int(onset) >= 0 else N_WINDOW
+        still_end = max(min(onset, p - N_BEFORE), 1)      # never into the input window
+        still, _ = _take(xy, np.arange(still_end - N_WINDOW, still_end))
+        for name, value in (("inputs", window), ("labels", labels), ("rest", found.rest), ("still", still),
                             ("peak_frame", p), ("target_frame", m), ("arrival_frame", found.arrival_frame),
                             ("fps", float(seq.fps)),
                             ("subject", str(seq.subject)), ("label", str(seq.label)), ("video", i)):
@@ -155,6 +164,7 @@ def build_windows(sequences: Iterable[SequenceLike], config: PeakConfig | None =
         subject=np.array(rows["subject"], dtype=str),
         label=np.array(rows["label"], dtype=str),
         video=np.array(rows["video"], dtype=np.int64),
+        still=np.stack(rows["still"]).astype(np.float32),
     )
     return windows, report
 
@@ -171,6 +181,8 @@ class Pairs:
     #: (n,) bool: the 4 input frames are consecutive, as the live detector hands them over. Only
     #: such pairs carry the face's *speed*, so only they teach the time-to-apex head.
     timed: np.ndarray | None = None
+    #: (n,) bool: a still pair (pre-onset frames -> a still frame); it has no time-to-apex label.
+    still: np.ndarray | None = None
 
 
 #: Indices (into COMBINATIONS) of the 6 runs of 4 consecutive frames.
@@ -178,7 +190,7 @@ CONSECUTIVE: np.ndarray = np.flatnonzero(np.all(np.diff(COMBINATIONS, axis=1) ==
 
 
 def sample_pairs(windows: PeakWindows, n: int, rng: np.random.Generator,
-                 consecutive_fraction: float = 0.0) -> Pairs:
+                 consecutive_fraction: float = 0.0, still_fraction: float = 0.0) -> Pairs:
     """``n`` augmented training pairs: 4 ordered frames of the 9, one of the 4 label frames.
 
     The paper's augmentation draws any 4 of the 9 frames (126 choices), so the gaps between input
@@ -195,7 +207,16 @@ def sample_pairs(windows: PeakWindows, n: int, rng: np.random.Generator,
     x = windows.inputs[row[:, None], combo]
     y = windows.labels[row, label_slot]
     tta = windows.time_to_target(combo[:, -1], row)
-    return Pairs(x=x, y=y, time_to_apex=tta, row=row, rest=windows.rest[row], timed=np.isin(pick, CONSECUTIVE))
+    still = np.zeros(n, bool)
+    if still_fraction > 0:            # (no extra draws otherwise)
+        if windows.still is None:
+            raise InputError("still pairs need PeakWindows.still (build_windows fills it)")
+        still = rng.random(n) < still_fraction
+        k = int(still.sum())
+        x[still] = windows.still[row[still][:, None], combo[still]]
+        y[still] = windows.still[row[still], rng.integers(0, N_WINDOW, size=k)]
+    return Pairs(x=x, y=y, time_to_apex=tta, row=row, rest=windows.rest[row], timed=np.isin(pick, CONSECUTIVE),
+                 still=still)
 
 
 def eval_pairs(windows: PeakWindows) -> Pairs:
@@ -204,7 +225,7 @@ def eval_pairs(windows: PeakWindows) -> Pairs:
     y = windows.labels[:, 0]
     slots = np.full(len(windows), EVAL_SLOTS[-1])
     return Pairs(x=x, y=y, time_to_apex=windows.time_to_target(slots), row=np.arange(len(windows)),
-                 rest=windows.rest, timed=np.ones(len(windows), bool))
+                 rest=windows.rest, timed=np.ones(len(windows), bool), still=np.zeros(len(windows), bool))
 
 
 # ----------------------------------------------------------------------------------------- splits

@@ -72,6 +72,22 @@ class DetectorConfig:
     settle_motion: float = 1.0
     settle_frames: int = 8
     history: int = 4                     # frames in the window handed to the predictor
+    #: Frames over which the gates' lips/brows motion is measured (the ``min_motion`` and settle gates).
+    motion_lag: int = 3
+    #: The gates' yardstick. 0: the rest-displacement noise level (``noise``). N > 0: the person's
+    #: own stillness, the ``motion_quantile`` of their lips/brows motion over the last N frames
+    #: (floored by ``noise_floor``). Real trackers wander slowly around a still face (their
+    #: displacement from the calibrated rest is several times their frame-to-frame jitter), so a
+    #: noise level learned from 8 calibration frames is far too small for them and no face ever
+    #: looks "still" or "at rest"; the motion quantile is scale-free and needs no calibration.
+    motion_window: int = 0
+    motion_quantile: float = 0.3
+    #: Head-motion rule: no firing while the head turns faster than this (deg/s, measured over
+    #: ``head_lag`` frames from :attr:`Face.head_rotation`; raw points carry no rotation, so the
+    #: rule is inactive for them). The pose normalizer does not cancel all of a real head turn's
+    #: effect on the 2-D landmarks. 0: off.
+    max_head_speed: float = 0.0
+    head_lag: int = 5
 
     def __post_init__(self) -> None:
         if min(self.calibration_frames, self.confirm_frames, self.history, self.rearm_frames) < 1:
@@ -80,6 +96,10 @@ class DetectorConfig:
             raise ConfigError("detector: need 0 < quiet_probability < on_probability < 1")
         if self.noise_floor <= 0 or self.off_factor <= 0:
             raise ConfigError("detector: noise_floor and off_factor must be > 0")
+        if self.max_head_speed < 0 or self.head_lag < 1:
+            raise ConfigError("detector: need max_head_speed >= 0 and head_lag >= 1")
+        if self.motion_lag < 1 or self.motion_window < 0 or not 0.0 < self.motion_quantile < 1.0:
+            raise ConfigError("detector: need motion_lag >= 1, motion_window >= 0, 0 < motion_quantile < 1")
         if self.min_motion < 0 or self.settle_motion < 0 or self.settle_frames < 0:
             raise ConfigError("detector: min_motion, settle_motion and settle_frames must be >= 0")
 
@@ -126,7 +146,7 @@ class PeakActivationDetector:
             LOG.debug("detector calibrates on %d frames, scorer was trained with %d",
                       self.config.calibration_frames, self.scorer.spec.calibration_frames)
         spec = self.scorer.spec
-        self._need = max(self.config.history, spec.history)
+        self._need = max(self.config.history, spec.history, spec.smooth_frames + self.config.motion_lag)
         self.reset()
 
     def reset(self) -> None:
@@ -148,6 +168,10 @@ class PeakActivationDetector:
         self._appended = 0                       # frames appended to the history so far
         self._d_cache: dict[tuple[int, int], np.ndarray] = {}
         self.noise = c.noise_floor
+        self._motions: deque[float] = deque(maxlen=max(c.motion_window, 1))
+        self.motion_noise = c.noise_floor
+        self._rotations: deque[tuple[float, np.ndarray]] = deque(maxlen=c.head_lag + 1)
+        self.head_speed = 0.0                    # deg/s over head_lag frames (0 without rotations)
         self.last_probability = 0.0
         self.last_activity = 0.0
         self.last_motion = 0.0
@@ -161,6 +185,7 @@ class PeakActivationDetector:
         self._index += 1
         if xy is None:
             return None
+        self._track_head(face, stamp)
         if self._stamps and stamp - self._stamps[-1] > self.config.max_gap_s:
             self._xy.clear()
             self._stamps.clear()
@@ -182,19 +207,39 @@ class PeakActivationDetector:
         self.last_activity = activity / self.noise
         self.last_motion = motion / self.noise
         c = self.config
+        if c.motion_window:
+            self._motions.append(motion)
+            if self._appended % 5 == 0 or len(self._motions) < 5:
+                self.motion_noise = max(c.noise_floor, float(np.quantile(self._motions, c.motion_quantile)))
+        gate = self.motion_noise if c.motion_window else self.noise
         if self.state is DetectorState.FIRED:
             self._since_fire += 1
-            self._maybe_rearm(activity, motion)
+            self._maybe_rearm(activity, motion, gate)
             return None
         if self._anchor is not None and activity < c.off_factor * self.noise:
             self._set_anchor(None)           # back at rest: score against the neutral again
-        still = c.min_motion > 0 and motion < c.min_motion * self.noise
+        still = c.min_motion > 0 and motion < c.min_motion * gate
         if (probability < c.quiet_probability or still) and activity < c.off_factor * self.noise:
             self._learn_neutral(xy, activity)
-        self._run = self._run + 1 if (probability > c.on_probability and not still) else 0
+        turning = c.max_head_speed > 0 and self.head_speed > c.max_head_speed
+        self._run = self._run + 1 if (probability > c.on_probability and not still and not turning) else 0
         if self._run < self.config.confirm_frames:
             return None
         return self._fire(stamp, probability)
+
+    def _track_head(self, face: Face | np.ndarray, stamp: float) -> None:
+        rot = getattr(face, "head_rotation", None) if isinstance(face, Face) else None
+        if rot is None or not np.all(np.isfinite(rot)):
+            self._rotations.clear()
+            self.head_speed = 0.0
+            return
+        self._rotations.append((stamp, np.asarray(rot, np.float64)))
+        if len(self._rotations) < 2:
+            self.head_speed = 0.0
+            return
+        (t0, r0), (t1, r1) = self._rotations[0], self._rotations[-1]
+        cos = np.clip((np.trace(r1 @ r0.T) - 1.0) / 2.0, -1.0, 1.0)
+        self.head_speed = float(np.degrees(np.arccos(cos)) / max(t1 - t0, 1e-6))
 
     def window_event(self, stamp: float) -> PeakEvent | None:
         """The newest window as a :class:`PeakEvent` (no state change): what the predictor would see
@@ -254,8 +299,9 @@ class PeakActivationDetector:
         d_now = self._displacement(0)
         d_past = [self._displacement(lag) for lag in spec.lags]
         pts = spec.points
-        feats = frame_features(d_now[pts], [d[pts] for d in d_past])
-        return float(self.scorer.probability(feats)[0]), _activity(d_now), _activity(d_now - d_past[-1])
+        feats = frame_features(d_now[pts], [d[pts] for d in d_past], spec.static)
+        return (float(self.scorer.probability(feats)[0]), _activity(d_now),
+                _activity(d_now - self._displacement(self.config.motion_lag)))
 
     def _smoothed(self, lag: int) -> np.ndarray:
         """The scorer's smoothed frame ``lag`` frames ago (mean of its ``smooth_frames``)."""
@@ -306,10 +352,10 @@ class PeakActivationDetector:
                          window_stamps=np.array(list(self._stamps)[-n:]),
                          rest=self.rest.copy(), activation=probability)
 
-    def _maybe_rearm(self, activity: float, motion: float) -> None:
+    def _maybe_rearm(self, activity: float, motion: float, gate: float) -> None:
         c = self.config
         self._below = self._below + 1 if activity < c.off_factor * self.noise else 0
-        self._settled = self._settled + 1 if motion < c.settle_motion * self.noise else 0
+        self._settled = self._settled + 1 if motion < c.settle_motion * gate else 0
         if self._below >= c.rearm_frames:
             self._set_anchor(None)
         elif c.settle_frames and self._settled >= c.settle_frames:

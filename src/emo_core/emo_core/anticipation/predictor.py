@@ -48,7 +48,7 @@ LOG = logging.getLogger(__name__)
 
 FORMAT = "emo-predictor"
 FORMAT_VERSION = 1
-ARCHITECTURES = ("paper", "delta")
+ARCHITECTURES = ("paper", "delta", "relative")
 IN_DIM = N_INPUT * N_LANDMARKS * 2    # 904
 OUT_DIM = N_LANDMARKS * 2             # 226
 FEAT_DIM = IN_DIM + OUT_DIM           # 1130: delta features (frames - rest, rest)
@@ -58,11 +58,36 @@ CARD_FILE = "card.json"
 BANK_KEY = "baseline.random_faces"
 
 
-def schema_signature(rest_face: bool = False) -> dict[str, Any]:
-    """The input schema a model is tied to: frames, landmark order, dims, space, rest-face input."""
+#: How the ``relative`` architecture sees a face (recorded in its card's input schema): each frame
+#: minus the person's resting face, divided by the resting face's size; the rest face itself is no input.
+RELATIVE_FEATURES = "(frames - rest) / rest_scale"
+
+
+def schema_signature(rest_face: bool = False, relative: bool = False) -> dict[str, Any]:
+    """The input schema a model is tied to: frames, landmark order, dims, space, rest-face input.
+
+    ``relative`` (identity-free models) adds ``rest_relative``; older cards have no such key and
+    still match the signature they were written with.
+    """
     order = hashlib.sha256(MP_INDICES.astype(np.int64).tobytes()).hexdigest()[:16]
-    return {"frames": N_INPUT, "landmarks": N_LANDMARKS, "dims": 2, "space": "metric",
-            "canonical_order_sha": order, "rest_face": rest_face}
+    sig = {"frames": N_INPUT, "landmarks": N_LANDMARKS, "dims": 2, "space": "metric",
+           "canonical_order_sha": order, "rest_face": rest_face}
+    if relative:
+        sig["rest_relative"] = RELATIVE_FEATURES
+    return sig
+
+
+def rest_scale_np(rest: np.ndarray) -> np.ndarray:
+    """Size of each resting face ((..., 113, 2) -> (...,)): RMS distance of its points from their centroid."""
+    r = np.asarray(rest, np.float32).reshape(-1, N_LANDMARKS, 2)
+    c = r - r.mean(axis=1, keepdims=True)
+    return np.sqrt((c * c).sum(axis=2).mean(axis=1)).astype(np.float32)
+
+
+def rest_scale_torch(rest: torch.Tensor) -> torch.Tensor:
+    """:func:`rest_scale_np` in torch: (B, 113, 2) -> (B,)."""
+    c = rest - rest.mean(dim=1, keepdim=True)
+    return (c * c).sum(dim=2).mean(dim=1).sqrt()
 
 
 def default_model_dir() -> Path:
@@ -134,10 +159,14 @@ class DeltaPredictor(nn.Module):
         tta = raw[:, OUT_DIM] * self.t_stats[1] + self.t_stats[0]
         return target.reshape(len(x), N_LANDMARKS, 2), tta
 
+    def target_and_time(self, x: torch.Tensor, rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 4, 113, 2) + (B, 113, 2) -> target faces (B, 113, 2) and time to apex (B,) as trained."""
+        return self.decode(x, self.raw(x, rest))
+
     def forward(self, x: torch.Tensor, rest: torch.Tensor | None = None) -> torch.Tensor:
         if rest is None:
             raise InputError("the delta predictor needs the resting face")
-        return self.decode(x, self.raw(x, rest))[0]
+        return self.target_and_time(x, rest)[0]
 
     def set_normalization(self, x: np.ndarray, rest: np.ndarray, y: np.ndarray, tta: np.ndarray) -> None:
         """Standardization statistics from training pairs (x (n,4,113,2), rest, y (n,113,2), tta (n,))."""
@@ -156,6 +185,118 @@ class DeltaPredictor(nn.Module):
             self.t_stats.copy_(torch.tensor([float(tta.mean()), max(float(tta.std()), 1e-3)]))
 
 
+class RelativePredictor(DeltaPredictor):
+    """Identity-free variant: sees each face only relative to the person's own resting face and size.
+
+    Features: ``(frames - rest) / s`` (904), ``s`` = :func:`rest_scale_np` of the resting face; the
+    absolute rest face (identity) is no input, so a new person's neutral is the same input as any
+    training person's neutral. Output: the mean of the 4 frames plus ``s`` x a displacement, and
+    the time to apex. The displacement head is *anchored at zero motion*: it outputs
+    ``net(z) - net(z_still)`` with ``z_still`` the standardized all-zero feature vector, so frames
+    equal to the resting face predict exactly the resting face (training also mixes in still
+    pairs from each video's pre-onset frames, so jitter around the rest stays near zero).
+
+    Confidence (:class:`OodConfidence` buffers): how typical the standardized features are of the
+    training pairs -- a Mahalanobis distance in the top ``ood_components`` principal components
+    plus the residual outside them -- mapped to a blend weight by a monotone table calibrated on
+    held-out pairs (``train.calibrate_confidence``).
+    """
+
+    def __init__(self, hidden: int = 64, ood_components: int = 16, conf_knots: int = 12) -> None:
+        nn.Module.__init__(self)
+        self.hidden = hidden
+        self.ood_components = ood_components
+        self.conf_knots = conf_knots
+        self.fc1 = nn.Linear(IN_DIM, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+        self.out = nn.Linear(hidden, OUT_DIM + 1)
+        self.register_buffer("x_mean", torch.zeros(IN_DIM))
+        self.register_buffer("x_std", torch.ones(IN_DIM))
+        self.register_buffer("y_mean", torch.zeros(OUT_DIM))     # stays 0: no motion -> no displacement
+        self.register_buffer("y_scale", torch.ones(1))
+        self.register_buffer("t_stats", torch.tensor([0.0, 1.0]))
+        # Distance from the training distribution, in the standardized feature space.
+        self.register_buffer("ood_basis", torch.zeros(IN_DIM, ood_components))   # orthonormal columns
+        self.register_buffer("ood_var", torch.ones(ood_components))              # variance along each
+        self.register_buffer("ood_resid", torch.ones(1))                         # mean residual |z|^2
+        # Calibration table: score knots (increasing) -> confidence (non-increasing), linear between.
+        self.register_buffer("conf_score", torch.linspace(0.0, 1.0, conf_knots))
+        self.register_buffer("conf_value", torch.ones(conf_knots))
+
+    @staticmethod
+    def features(x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+        """(B, 4, 113, 2) + (B, 113, 2) -> (B, 904): (frames - rest) / rest scale."""
+        s = rest_scale_torch(rest).clamp_min(1e-6)
+        return (x - rest[:, None]).reshape(len(x), -1) / s[:, None]
+
+    def _net(self, z: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.fc2(torch.relu(self.fc1(z)))))
+
+    def raw(self, x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+        z = (self.features(x, rest) - self.x_mean) / self.x_std
+        out = self._net(z)
+        still = self._net((-self.x_mean / self.x_std)[None])          # the zero-motion input
+        anchor = torch.cat([still[:, :OUT_DIM], torch.zeros_like(still[:, OUT_DIM:])], dim=1)
+        return out - anchor
+
+    def target_and_time(self, x: torch.Tensor, rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw = self.raw(x, rest)
+        s = rest_scale_torch(rest).clamp_min(1e-6)
+        base = x.mean(dim=1).reshape(len(x), -1)
+        target = base + (raw[:, :OUT_DIM] * self.y_scale + self.y_mean) * s[:, None]
+        tta = raw[:, OUT_DIM] * self.t_stats[1] + self.t_stats[0]
+        return target.reshape(len(x), N_LANDMARKS, 2), tta
+
+    def decode(self, x: torch.Tensor, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise InputError("the relative predictor decodes with the rest face: use target_and_time")
+
+    def ood_score(self, x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+        """(B,) distance from the training pairs (about 1 on them): see :meth:`OodConfidence`."""
+        z = (self.features(x, rest) - self.x_mean) / self.x_std
+        proj = z @ self.ood_basis
+        resid = (z * z).sum(dim=1) - (proj * proj).sum(dim=1)
+        return 0.5 * ((proj * proj / self.ood_var).mean(dim=1) + resid.clamp_min(0) / self.ood_resid[0])
+
+    def confidence(self, score: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Calibrated confidence in [0, 1] for OOD scores (the card's table, linear between knots)."""
+        sc = np.asarray(score.detach().numpy() if isinstance(score, torch.Tensor) else score, np.float64)
+        return np.interp(sc, self.conf_score.numpy().astype(np.float64),
+                         self.conf_value.numpy().astype(np.float64)).astype(np.float32)
+
+    def set_normalization(self, x: np.ndarray, rest: np.ndarray, y: np.ndarray, tta: np.ndarray) -> None:
+        """Standardization and OOD statistics from training pairs (in the identity-free features)."""
+        with torch.no_grad():
+            xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
+            rt = torch.from_numpy(np.ascontiguousarray(rest, np.float32))
+            feats = self.features(xt, rt).numpy().astype(np.float64)
+            s = rest_scale_np(rest).astype(np.float64)
+            disp = (y.reshape(len(y), -1) - x.mean(axis=1).reshape(len(x), -1)) / s[:, None]
+            std = feats.std(axis=0)
+            std = np.maximum(std, 0.1 * float(np.median(std)) + 1e-8)
+            self.x_mean.copy_(torch.from_numpy(feats.mean(0).astype(np.float32)))
+            self.x_std.copy_(torch.from_numpy(std.astype(np.float32)))
+            self.y_mean.zero_()
+            self.y_scale.fill_(max(float(np.abs(disp).mean() * np.sqrt(np.pi / 2)), 1e-6))
+            self.t_stats.copy_(torch.tensor([float(tta.mean()), max(float(tta.std()), 1e-3)]))
+            z = (feats - feats.mean(0)) / std
+            _, sing, vt = np.linalg.svd(z[:min(len(z), 8192)], full_matrices=False)
+            k = self.ood_components
+            basis = vt[:k].T
+            proj = z @ basis
+            var = np.maximum(proj.var(axis=0), 1e-8)
+            resid = np.maximum((z * z).sum(1) - (proj * proj).sum(1), 0.0).mean()
+            self.ood_basis.copy_(torch.from_numpy(basis.astype(np.float32)))
+            self.ood_var.copy_(torch.from_numpy(var.astype(np.float32)))
+            self.ood_resid.fill_(max(float(resid), 1e-6))
+
+    def set_calibration(self, score: np.ndarray, value: np.ndarray) -> None:
+        if len(score) != self.conf_knots or len(value) != self.conf_knots:
+            raise InputError(f"calibration needs {self.conf_knots} knots")
+        with torch.no_grad():
+            self.conf_score.copy_(torch.from_numpy(np.asarray(score, np.float32)))
+            self.conf_value.copy_(torch.from_numpy(np.clip(np.asarray(value, np.float32), 0.0, 1.0)))
+
+
 def build_module(architecture: dict[str, Any]) -> nn.Module:
     """A fresh module from a card's ``architecture`` entry."""
     kind = architecture.get("name")
@@ -163,6 +304,9 @@ def build_module(architecture: dict[str, Any]) -> nn.Module:
         return PaperPredictor(tuple(architecture.get("widths", PAPER_WIDTHS)))
     if kind == "delta":
         return DeltaPredictor(int(architecture.get("hidden", 256)))
+    if kind == "relative":
+        return RelativePredictor(int(architecture.get("hidden", 64)), int(architecture.get("ood_components", 16)),
+                                 int(architecture.get("conf_knots", 12)))
     raise SchemaError(f"unknown predictor architecture {kind!r} (known: {', '.join(ARCHITECTURES)})")
 
 
@@ -171,6 +315,11 @@ def architecture_of(module: nn.Module) -> dict[str, Any]:
         widths = [layer.out_features for layer in module.fc[:-1]]
         return {"name": "paper", "widths": widths, "activations": "tanh x6, skip 4->6",
                 "outputs": ["target"]}
+    if isinstance(module, RelativePredictor):
+        return {"name": "relative", "hidden": module.hidden, "activations": "relu x2",
+                "inputs": [RELATIVE_FEATURES], "outputs": ["target", "time_to_apex", "confidence"],
+                "ood_components": module.ood_components, "conf_knots": module.conf_knots,
+                "still_anchor": "displacement = net(z) - net(z at frames == rest)"}
     if isinstance(module, DeltaPredictor):
         return {"name": "delta", "hidden": module.hidden, "activations": "relu x2",
                 "inputs": ["frames - rest", "rest"], "outputs": ["target", "time_to_apex"]}
@@ -190,6 +339,9 @@ class NumpyForward:
         sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in module.state_dict().items()}
         self.kind = architecture_of(module)["name"]
         self.prior_tta = np.float32(prior_tta)
+        if self.kind == "relative":
+            self._init_relative(module, sd, prior_tta, shrink)
+            return
         if self.kind == "paper":
             self.w = [np.ascontiguousarray(sd[f"fc.{i}.weight"].T) for i in range(8)]
             self.b = [sd[f"fc.{i}.bias"] for i in range(8)]
@@ -216,8 +368,90 @@ class NumpyForward:
         self.w3 = np.ascontiguousarray(w3.T)
         self.b3 = b3.astype(np.float32)
 
+    def _init_relative(self, module: nn.Module, sd: dict[str, np.ndarray], prior_tta: float, shrink: float) -> None:
+        # Features z = ((frames - rest) / s - mean) / std. fc1 and the OOD projection are linear in
+        # (frames - rest) / s, so both act on [frames, rest] as one matrix (the rest block is minus
+        # the frame blocks' sum) and the per-sample 1/s scales the product: one matmul for both.
+        hidden = module.hidden
+        inv = (1.0 / sd["x_std"]).astype(np.float64)
+        mean = sd["x_mean"].astype(np.float64)
+        w1 = sd["fc1.weight"].astype(np.float64) * inv[None, :]                    # (H, 904)
+        basis = sd["ood_basis"].astype(np.float64)                                 # (904, k)
+        wp = (basis * inv[:, None]).T                                              # (k, 904)
+        rows = np.concatenate([w1, wp], axis=0)                                    # (H + k, 904)
+        rest_part = -rows.reshape(len(rows), N_INPUT, OUT_DIM).sum(axis=1)
+        self.w1 = np.ascontiguousarray(np.concatenate([rows, rest_part], axis=1).T.astype(np.float32))
+        b1 = sd["fc1.bias"].astype(np.float64) - w1 @ mean
+        bp = -(mean * inv) @ basis
+        self.b1 = np.concatenate([b1, bp]).astype(np.float32)
+        self.hidden = hidden
+        self.quarter = np.full((1, N_INPUT), 0.25, np.float32)
+        self.w2 = np.ascontiguousarray(sd["fc2.weight"].T)
+        self.b2 = sd["fc2.bias"]
+        # Zero-motion anchor (RelativePredictor.raw): subtract the network's output at z_still.
+        with torch.no_grad():
+            still = module._net((-module.x_mean / module.x_std)[None])[0].numpy().astype(np.float64)
+        b3 = sd["out.bias"].astype(np.float64).copy()
+        b3[:OUT_DIM] -= still[:OUT_DIM]
+        scale = np.concatenate([np.repeat(sd["y_scale"].astype(np.float64), OUT_DIM), sd["t_stats"][1:2]])
+        shift = np.concatenate([sd["y_mean"].astype(np.float64), sd["t_stats"][0:1]])
+        w3 = sd["out.weight"].astype(np.float64) * scale[:, None]
+        b3 = b3 * scale + shift
+        w3[OUT_DIM] *= shrink
+        b3[OUT_DIM] = shrink * b3[OUT_DIM] + (1.0 - shrink) * prior_tta
+        self.w3 = np.ascontiguousarray(w3.T.astype(np.float32))
+        self.b3 = b3.astype(np.float32)
+        # |z|^2 = |q|^2 / s^2 - 2 q.m / s + |m|^2 with q = (frames - rest) / std and m = mean / std.
+        self.z_inv = inv.astype(np.float32)
+        self.z_m = (mean * inv).astype(np.float32)
+        self.z_mm = np.float32((mean * inv) @ (mean * inv))
+        self.avg = np.zeros((OUT_DIM, 2), np.float32)              # centroid of a face, as a matmul
+        self.avg[0::2, 0] = self.avg[1::2, 1] = 1.0 / N_LANDMARKS
+        self.ood_inv_var = (1.0 / sd["ood_var"]).astype(np.float32)
+        self.ood_inv_resid = np.float32(1.0 / float(sd["ood_resid"][0]))
+        self.ood_w = (self.ood_inv_var / len(self.ood_inv_var)).astype(np.float32)   # mean_k p_k^2 / var_k
+        self.ones_k = np.ones(len(self.ood_inv_var), np.float32)
+        self.conf_score = sd["conf_score"].astype(np.float64)
+        self.conf_value = sd["conf_value"].astype(np.float64)
+
+    def _relative(self, x: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        centre = rest @ self.avg                                                         # (B, 2)
+        s2 = np.einsum("ij,ij->i", rest, rest) * (1.0 / N_LANDMARKS) - np.einsum("ij,ij->i", centre, centre)
+        inv_s = 1.0 / np.sqrt(np.maximum(s2, 1e-12))                                       # (B,) 1 / rest scale
+        hall = np.concatenate((x, rest), axis=1) @ self.w1
+        hall *= inv_s[:, None]
+        hall += self.b1
+        h = hall[:, :self.hidden]
+        np.maximum(h, 0.0, out=h)
+        h = h @ self.w2
+        h += self.b2
+        np.maximum(h, 0.0, out=h)
+        out = h @ self.w3
+        out += self.b3
+        base = (self.quarter @ x.reshape(len(x), N_INPUT, OUT_DIM))[:, 0]
+        target = out[:, :OUT_DIM] * (1.0 / inv_s)[:, None] + base
+        # Confidence: OOD score of the standardized features, through the calibration table.
+        proj = hall[:, self.hidden:]
+        q = (x.reshape(len(x), N_INPUT, OUT_DIM) - rest[:, None]).reshape(len(x), IN_DIM)
+        q *= self.z_inv
+        zz = (np.einsum("ij,ij->i", q, q) * inv_s - 2.0 * (q @ self.z_m)) * inv_s + self.z_mm
+        pp = proj * proj
+        resid = np.maximum(zz - pp @ self.ones_k, 0.0)
+        score = 0.5 * (pp @ self.ood_w + resid * self.ood_inv_resid)
+        conf = np.interp(score, self.conf_score, self.conf_value).astype(np.float32)
+        return target, out[:, OUT_DIM], conf
+
+    def forward3(self, x: np.ndarray, rest: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Like ``__call__`` plus the confidence (B,): 1 for architectures without one."""
+        if self.kind == "relative":
+            return self._relative(x, rest)
+        target, tta = self(x, rest)
+        return target, tta, np.ones(len(x), np.float32)
+
     def __call__(self, x: np.ndarray, rest: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """x (B, 904) float32 frames (flattened, oldest first), rest (B, 226) -> (targets (B, 226), tta (B,))."""
+        if self.kind == "relative":
+            return self._relative(x, rest)[:2]
         if self.kind == "paper":
             return self._paper(x), np.full(len(x), self.prior_tta, np.float32)
         h = np.concatenate((x, rest), axis=1) @ self.w1
@@ -252,6 +486,14 @@ class Prediction:
 
     target: np.ndarray       # (113, 2) metric
     time_to_apex: float      # seconds, >= 0
+    #: How far to trust ``target`` over mimicry, in [0, 1] (calibrated on held-out data; 1 for
+    #: models without a confidence). A consumer can blend: ``now + confidence * (target - now)``.
+    confidence: float = 1.0
+
+    def blended(self, now: np.ndarray) -> np.ndarray:
+        """``now + confidence * (target - now)``: toward mimicry (the face ``now``) as confidence falls."""
+        now = np.asarray(now, np.float32)[..., :2]
+        return now + np.float32(self.confidence) * (self.target - now)
 
 
 class ExpressionPredictor:
@@ -290,23 +532,28 @@ class ExpressionPredictor:
         # (so would values beyond 1e38, which are no face either). This is the hot path.
         if not math.isfinite(float(x.sum()) + (0.0 if r is None else float(r.sum()))):
             raise InputError("predictor input (frames or rest face) contains NaN or inf")
-        target, tta = self.fast(x.reshape(1, IN_DIM), r)
+        target, tta, conf = self.fast.forward3(x.reshape(1, IN_DIM), r)
         t = float(tta[0])
-        return Prediction(target=target.reshape(N_LANDMARKS, 2), time_to_apex=t if t > 0.0 else 0.0)
+        return Prediction(target=target.reshape(N_LANDMARKS, 2), time_to_apex=t if t > 0.0 else 0.0,
+                          confidence=float(conf[0]))
 
     def predict_event(self, event: Any) -> Prediction:
         """Prediction for a detector :class:`~emo_core.anticipation.detector.PeakEvent`."""
         return self.predict(event.window, event.rest)
 
-    def predict_batch(self, frames: np.ndarray, rest: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(N, 4, 113, 2) frames + (N, 113, 2) rest faces -> (targets (N, 113, 2), time_to_apex (N,) s >= 0)."""
+    def predict_batch(self, frames: np.ndarray, rest: np.ndarray | None = None,
+                      with_confidence: bool = False) -> tuple[np.ndarray, ...]:
+        """(N, 4, 113, 2) frames + (N, 113, 2) rest faces -> (targets (N, 113, 2), time_to_apex (N,) s >= 0),
+        plus the confidence (N,) in [0, 1] with ``with_confidence``."""
         x = np.asarray(frames, dtype=np.float32)
         if x.ndim != 4 or x.shape[1:] != (N_INPUT, N_LANDMARKS, 2):
             raise InputError(f"predictor batch must be (N, 4, 113, 2), got {x.shape}")
         if not np.all(np.isfinite(x)):
             raise InputError("predictor input contains NaN or inf")
         r = self._check_rest(rest, len(x))
-        target, tta = self.fast(np.ascontiguousarray(x.reshape(len(x), IN_DIM)), r)
+        target, tta, conf = self.fast.forward3(np.ascontiguousarray(x.reshape(len(x), IN_DIM)), r)
+        if with_confidence:
+            return target.reshape(len(x), N_LANDMARKS, 2), np.maximum(tta, 0.0), conf
         return target.reshape(len(x), N_LANDMARKS, 2), np.maximum(tta, 0.0)
 
     def predict_torch(self, frames: np.ndarray, rest: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -316,11 +563,20 @@ class ExpressionPredictor:
         with torch.no_grad():
             if isinstance(self.module, DeltaPredictor):
                 rt = torch.from_numpy(r.reshape(len(x), N_LANDMARKS, 2))
-                target, tta = self.module.decode(x, self.module.raw(x, rt))
+                target, tta = self.module.target_and_time(x, rt)
                 tta = self.prior_tta + self.tta_shrink * (tta.numpy() - self.prior_tta)
                 return target.numpy(), np.maximum(tta, 0.0)
             target = self.module(x).numpy()
         return target, np.full(len(target), max(self.prior_tta, 0.0), np.float32)
+
+    def confidence_torch(self, frames: np.ndarray, rest: np.ndarray) -> np.ndarray:
+        """Confidence (N,) through the torch module (reference for the fast path); ones without one."""
+        if not isinstance(self.module, RelativePredictor):
+            return np.ones(len(frames), np.float32)
+        x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
+        r = torch.from_numpy(self._check_rest(rest, len(x)).reshape(len(x), N_LANDMARKS, 2))
+        with torch.no_grad():
+            return self.module.confidence(self.module.ood_score(x, r))
 
     def _check_rest(self, rest: np.ndarray | None, n: int, check_finite: bool = True) -> np.ndarray | None:
         if not self.needs_rest:
@@ -385,7 +641,8 @@ def _read_card(path: Path) -> dict[str, Any]:
     if card.get("format") != FORMAT or int(card.get("format_version", -1)) != FORMAT_VERSION:
         raise SchemaError(f"{card_file}: not an {FORMAT} v{FORMAT_VERSION} model card")
     arch = card.get("architecture", {})
-    expected = schema_signature(rest_face=isinstance(arch, dict) and arch.get("name") == "delta")
+    name = arch.get("name") if isinstance(arch, dict) else None
+    expected = schema_signature(rest_face=name in ("delta", "relative"), relative=name == "relative")
     if card.get("input_schema") != expected:
         raise SchemaError(f"{card_file}: input schema {card.get('input_schema')} does not match "
                           f"this code's {expected}")
@@ -406,6 +663,7 @@ def _check_frames(frames: np.ndarray, check_finite: bool = True) -> np.ndarray:
 def new_card(module: nn.Module, **extra: Any) -> dict[str, Any]:
     """A model card skeleton for ``module``; trainers fill data, training and metrics."""
     card = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": architecture_of(module),
-            "input_schema": schema_signature(rest_face=isinstance(module, DeltaPredictor))}
+            "input_schema": schema_signature(rest_face=isinstance(module, DeltaPredictor),
+                                             relative=isinstance(module, RelativePredictor))}
     card.update(extra)
     return card

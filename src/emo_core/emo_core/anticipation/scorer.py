@@ -57,6 +57,9 @@ class ScorerSpec:
     hidden: int = 64
     calibration_frames: int = 8
     drop_jaw: bool = True           # leave the jaw contour out of the features (head turns slide it)
+    #: Include ``d_t`` (the displacement from the neutral) in the features. False: motion only
+    #: (``d_t - d_{t-l}``), which sees the neutral only through the median point removal.
+    static: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "lags", tuple(int(v) for v in self.lags))
@@ -75,7 +78,7 @@ class ScorerSpec:
 
     @property
     def n_features(self) -> int:
-        return 2 * len(self.points) * (1 + len(self.lags))
+        return 2 * len(self.points) * (int(self.static) + len(self.lags))
 
 
 def displacement(smoothed: np.ndarray, neutral: np.ndarray) -> np.ndarray:
@@ -95,16 +98,17 @@ def sequence_features(xy: np.ndarray, neutral: np.ndarray, spec: ScorerSpec) -> 
     padded = np.concatenate([np.repeat(xy[:1], k - 1, axis=0), xy], axis=0)
     smoothed = np.stack([padded[i:i + len(xy)] for i in range(k)]).mean(axis=0)
     d = displacement(smoothed, neutral)[:, spec.points]
-    blocks = [d.reshape(len(d), -1)]
+    blocks = [d.reshape(len(d), -1)] if spec.static else []
     for lag in spec.lags:
         past = np.concatenate([np.repeat(d[:1], lag, axis=0), d[:-lag]], axis=0)
         blocks.append((d - past).reshape(len(d), -1))
     return np.concatenate(blocks, axis=1).astype(np.float32)
 
 
-def frame_features(d_now: np.ndarray, d_past: list[np.ndarray]) -> np.ndarray:
+def frame_features(d_now: np.ndarray, d_past: list[np.ndarray], static: bool = True) -> np.ndarray:
     """Online features (1, F) from the current displacement and those ``lags`` frames ago."""
-    return np.concatenate([d_now.reshape(-1)] + [(d_now - p).reshape(-1) for p in d_past])[None]
+    head = [d_now.reshape(-1)] if static else []
+    return np.concatenate(head + [(d_now - p).reshape(-1) for p in d_past])[None]
 
 
 class ExpressionScorer:
@@ -201,20 +205,62 @@ def expression_start(seq: Any, fraction: float = 0.03) -> int:
     return min(int(np.argmax(intensity >= fraction * intensity.max())), onset)
 
 
+def add_wander(xy: np.ndarray, rms: float, frames: float, rng: np.random.Generator) -> np.ndarray:
+    """(T, 113, 2) landmarks plus a slow, spatially smooth random deformation of RMS ``rms``.
+
+    Each of 6 random smooth displacement fields over the face (Gaussian bumps around random
+    landmarks) is driven by low-pass noise with time constant ``frames``; the first frames are
+    not spared, so the calibrated rest is off too.
+    """
+    t, n = xy.shape[:2]
+    out = xy.astype(np.float32).copy()
+    if rms <= 0 or t < 2:
+        return out
+    centre = xy[0]
+    scale = float(np.linalg.norm(centre - centre.mean(0), axis=1).mean())
+    field = np.zeros((t, n, 2), np.float32)
+    alpha = 1.0 / max(frames, 1.0)
+    for _ in range(6):
+        c = centre[rng.integers(n)]
+        w = np.exp(-np.sum((centre - c) ** 2, axis=1) / (2 * (0.5 * scale) ** 2))[:, None]
+        direction = rng.normal(size=2)
+        direction /= np.linalg.norm(direction) + 1e-9
+        drive = rng.normal(size=t)
+        z = np.empty(t)
+        acc = rng.normal() * np.sqrt(alpha / (2 - alpha))
+        for i in range(t):
+            acc = (1 - alpha) * acc + alpha * drive[i]
+            z[i] = acc
+        z /= np.sqrt(alpha / (2 - alpha))                   # unit stationary variance
+        field += (z[:, None, None] * w[None] * direction[None, None]).astype(np.float32)
+    d = field - np.median(field, axis=1, keepdims=True)
+    cur = float(np.sqrt(np.mean(d ** 2)) ) + 1e-12
+    return out + field * (rms / cur)
+
+
 def train_scorer(sequences: Sequence[Any], spec: ScorerSpec | None = None, *, epochs: int = 15,
                  seed: int = 0, threads: int = 1, progress: bool = False,
-                 distractor_weight: float = 1.0) -> ExpressionScorer:
-    """Fit the scorer on sequences with ground truth (synthetic people): weighted BCE, Adam."""
+                 distractor_weight: float = 1.0, wander: float = 0.0,
+                 wander_s: float = 1.0) -> ExpressionScorer:
+    """Fit the scorer on sequences with ground truth (synthetic people): weighted BCE, Adam.
+
+    ``wander`` > 0 adds to each sequence a slow random deformation (:func:`add_wander`, RMS drawn
+    up to ``wander`` metric units, time scale ``wander_s``): real trackers' landmarks wander
+    around a still face by several times their frame jitter, which synthetic people do not do.
+    """
     import torch
     from torch import nn
     from tqdm import tqdm
 
     spec = spec or ScorerSpec()
     feats, labels, weights = [], [], []
+    aug = np.random.default_rng(seed + 7919)
     for seq in sequences:
         xy = np.asarray(seq.landmarks, np.float32)[..., :2]
         if len(xy) <= spec.calibration_frames + spec.history:
             continue
+        if wander > 0:
+            xy = add_wander(xy, aug.uniform(0.0, wander), wander_s * float(getattr(seq, "fps", 30.0)), aug)
         neutral = np.median(xy[:spec.calibration_frames], axis=0)
         y, w = frame_labels(seq, spec)
         if int(getattr(seq, "apex_frame", -1)) < 0:

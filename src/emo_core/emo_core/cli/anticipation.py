@@ -40,6 +40,8 @@ def _train(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.consecutive_fraction <= 1.0:
         raise InputError(f"--consecutive-fraction must be in [0, 1], got {args.consecutive_fraction}")
+    if args.still_fraction is not None and not 0.0 <= args.still_fraction < 1.0:
+        raise InputError(f"--still-fraction must be in [0, 1), got {args.still_fraction}")
     config = _config(args)
     sequences = load_sequences(args.data)
     windows, report = build_windows(sequences, config.peak)
@@ -49,6 +51,7 @@ def _train(args: argparse.Namespace) -> int:
                             batch_size=args.batch_size, epochs=args.epochs,
                             pairs_per_epoch=args.pairs_per_epoch, patience=args.patience,
                             consecutive_fraction=args.consecutive_fraction,
+                            still_fraction=args.still_fraction,
                             seed=args.seed, threads=args.threads, progress=not args.quiet)
     out = Path(args.out)
     if args.cv:
@@ -167,8 +170,10 @@ def register(registry) -> None:
     p = registry.command("train predictor", "train the expression predictor on human sequences", _train)
     p.add_argument("--data", required=True, help="human sequence dataset (.npz, emo sim sequences)")
     p.add_argument("--out", required=True, help="model directory to write (model.safetensors + card.json)")
-    p.add_argument("--arch", choices=("delta", "paper"), default="delta",
-                   help="delta: improved variant (default); paper: the paper's 8-layer reference")
+    p.add_argument("--arch", choices=("delta", "paper", "relative"), default="delta",
+                   help="delta: improved variant (default); paper: the paper's 8-layer reference; "
+                        "relative: identity-free (faces relative to the person's rest face and size) "
+                        "with a calibrated confidence")
     p.add_argument("--hidden", type=int, default=64, help="hidden width of the delta model")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-5 paper, 1e-3 delta)")
     p.add_argument("--batch-size", type=int, default=128)
@@ -178,6 +183,9 @@ def register(registry) -> None:
     p.add_argument("--consecutive-fraction", type=float, default=0.0,
                    help="share of training pairs made of 4 consecutive frames (the live detector's "
                         "windows); only those train the time-to-apex head (default 0: the paper's augmentation)")
+    p.add_argument("--still-fraction", type=float, default=None,
+                   help="share of still training pairs (pre-onset frames -> no motion); "
+                        "default 0.1 for --arch relative, 0 otherwise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--cv", choices=("video", "participant"), default=None,

@@ -45,6 +45,7 @@ class SimConfig:
     input_latency_s: float = 1.0 / 30.0   # frame exposure -> command at the driver (camera delay)
     bus_timing: bool = False              # emulate 1 Mbps byte timing (wall-clock only; see above)
     servo_lag_s: float | None = None      # override the driver's servo lag model (servos.yaml driver:)
+    now_lead_gain: float | None = None    # override the driver's feedback lead of commands due now
     response_time_s: float | None = None  # override the plant's response time (servos.yaml emulator:)
     #: Generous read timeouts: on a loaded machine a late pty thread must not turn into retries.
     latency_timer_ms: float = 40.0
@@ -83,6 +84,8 @@ class SimRobot:
                      "control_period_s": self.config.control_period_s}
         if self.config.servo_lag_s is not None:
             overrides["servo_lag_s"] = self.config.servo_lag_s
+        if self.config.now_lead_gain is not None:
+            overrides["now_lead_gain"] = self.config.now_lead_gain
         self.driver_config = DriverConfig.from_mapping(self.table.driver, baudrate=self.table.baudrate, **overrides)
         plant = {} if self.config.response_time_s is None else {"response_time_s": self.config.response_time_s}
         self.emulator = BusEmulator.from_table(self.table, self._calm_positions(), timing=self.config.bus_timing,

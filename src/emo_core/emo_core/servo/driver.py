@@ -57,6 +57,13 @@ class DriverConfig:
     home_speed_scale: float = 0.5
     out_of_range: str = "clamp"
     servo_lag_s: float = 0.2
+    #: Commands due now (or already late) get no setpoint velocity to lead -- the setpoint jumps
+    #: to them -- so the velocity lead becomes a one-cycle spike of servo_lag_s / control_period_s
+    #: x each frame's step (landmark noise included). With a gain > 0 they are led by feedback on
+    #: the present position instead: goal = setpoint + gain x (setpoint - present), the plant's
+    #: time constant shrinking to servo_lag_s / (1 + gain) with goals that move only (1 + gain)
+    #: times as much as the setpoint. 0: the velocity lead for every timed command.
+    now_lead_gain: float = 0.0
     max_dt_s: float = 0.05
     profile_velocity_margin: float = 1.25
     latency_timer_ms: float = 16.0
@@ -97,7 +104,7 @@ class DriverConfig:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"driver {name} must be a positive number, got {value!r}")
-        for name in ("watchdog_timeout_s", "servo_lag_s", "profile_velocity_margin", "latency_timer_ms",
+        for name in ("watchdog_timeout_s", "servo_lag_s", "now_lead_gain", "profile_velocity_margin", "latency_timer_ms",
                      "reconnect_interval_s", "status_poll_interval_s"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and value >= 0):
@@ -442,6 +449,10 @@ class ServoDriver:
             # moves at the setpoint's speed, within max_velocity. Goals may pass the target by the
             # lead while the face approaches it; they never leave the servo limits.
             lead = step / dt * lag
+            gain = self.config.now_lead_gain
+            if gain > 0:
+                due = timed & (self._arrive_at - now <= dt)
+                lead = np.where(due, gain * (self._setpoint - self._present), lead)
             self._lead = np.where(timed, np.clip(self._setpoint + lead, self._lo, self._hi) - self._setpoint, 0.0)
 
     def _settled(self, tolerance: int) -> bool:
