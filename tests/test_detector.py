@@ -250,3 +250,30 @@ def test_motion_yardstick_is_the_persons_own_stillness():
         DetectorConfig(motion_quantile=1.5)
     with pytest.raises(ConfigError):
         DetectorConfig(max_head_speed=-1.0)
+
+
+def test_rearms_where_the_face_settles_and_fires_on_the_next_expression():
+    """A transition without a return to rest: rest -> smile (held) -> a bigger smile. With the
+    settle re-arm the second rise fires too (scored against the held smile, the anchor); with it
+    off the detector stays fired until the face is back at rest."""
+    rise = list(np.linspace(0.0, 0.2, 21))
+    more = list(np.linspace(0.2, 0.4, 21))
+    lifts = [0.0] * 20 + rise + [0.2] * 20 + more + [0.4] * 10
+    on = PeakActivationDetector(DetectorConfig(confirm_frames=2, rearm_frames=5, settle_frames=8), scorer=LipScorer())
+    off = PeakActivationDetector(DetectorConfig(confirm_frames=2, rearm_frames=5, settle_frames=0), scorer=LipScorer())
+    fired_on = [i for i, _ in feed(on, lifts)]
+    fired_off = [i for i, _ in feed(off, lifts)]
+    assert fired_off == [23]
+    assert len(fired_on) == 2 and fired_on[0] == 23 and 61 <= fired_on[1] <= 66
+    second = feed(PeakActivationDetector(DetectorConfig(confirm_frames=2, rearm_frames=5, settle_frames=8),
+                                         scorer=LipScorer()), lifts)[1][1]
+    np.testing.assert_allclose(second.rest, face(0.0), atol=1e-6)      # the predictor still gets the neutral
+
+
+def test_settled_expression_that_returns_to_rest_drops_its_anchor():
+    det = PeakActivationDetector(DetectorConfig(confirm_frames=2, rearm_frames=5, settle_frames=8), scorer=LipScorer())
+    rise = list(np.linspace(0.0, 0.2, 21))
+    feed(det, [0.0] * 20 + rise + [0.2] * 12)
+    assert det.state is DetectorState.ARMED and det._anchor is not None
+    feed(det, [0.0] * 10, t0=53 / 30.0)
+    assert det._anchor is None

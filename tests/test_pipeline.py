@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from emo_core.anticipation.detector import PeakEvent
+from emo_core.anticipation.predictor import Prediction
 from emo_core.anticipation.retarget import Retargeter
 from emo_core.errors import ConfigError, InputError
 from emo_core.people import load_template
@@ -523,3 +524,58 @@ def test_smoothing_is_centred_and_removes_single_spikes() -> None:
 def test_summary_reports_median_median_abs_and_count() -> None:
     assert summarize([0.05, -0.02, 0.01, None]) == {"median": 10.0, "median_abs": 20.0, "n": 3}
     assert summarize([]) == {"median": None, "median_abs": None, "n": 0}
+
+
+class ConfidentPredictor(StandInPredictor):
+    """The stand-in with a fixed calibrated confidence."""
+
+    def __init__(self, confidence: float) -> None:
+        super().__init__(gain=2.0)
+        self.confidence = confidence
+
+    def predict_event(self, event):
+        p = super().predict_event(event)
+        return Prediction(p.target, p.time_to_apex, confidence=self.confidence)
+
+
+@pytest.mark.parametrize("confidence", [1.0, 0.5, 0.0])
+def test_the_held_face_falls_back_to_mimicry_as_confidence_falls(twin, retargeter, confidence) -> None:
+    """Held = the face at the firing + confidence x (predicted - that face); 0 holds mimicry's face."""
+    frames, _, _ = smile_sequence()
+    pipeline = CoexpressionPipeline(ConfidentPredictor(confidence), StandInInverse(twin), retargeter,
+                                    twin.calm_commands(), config=PipelineConfig(mode=Mode.COEXPRESSION, **TIMED),
+                                    detector=ThresholdDetector())
+    fire = next(r for r in run_frames(pipeline, frames) if r.event is not None)
+    now = fire.event.window[-1]
+    predicted = now + 2.0 * (now - fire.event.rest)
+    expected = retargeter(now + confidence * (predicted - now), pipeline.rest)
+    np.testing.assert_allclose(fire.predicted_target, expected, atol=1e-5)
+    off = CoexpressionPipeline(ConfidentPredictor(confidence), StandInInverse(twin), retargeter, twin.calm_commands(),
+                               config=PipelineConfig(mode=Mode.COEXPRESSION, confidence_blend=False, **TIMED),
+                               detector=ThresholdDetector())
+    fire_off = next(r for r in run_frames(off, frames) if r.event is not None)
+    np.testing.assert_allclose(fire_off.predicted_target, retargeter(predicted, off.rest), atol=1e-5)
+
+
+def test_filter_lead_commands_the_smoothed_face_ahead_now(twin, retargeter) -> None:
+    """lag_lead 'filter': coexpression commands the One Euro filtered face extrapolated one lag ahead,
+    executed now (no driver lead), ahead of the raw face in the rise; the lead needs the filter."""
+    from emo_core.perception.filter import OneEuroConfig
+
+    frames, onset, apex = smile_sequence(noise=0.004)
+    cfg = dict(mode=Mode.COEXPRESSION, anticipate=False, smoothing=OneEuroConfig(), lag_lead="filter")
+    coex = CoexpressionPipeline(StandInPredictor(), StandInInverse(twin), retargeter, twin.calm_commands(),
+                                config=PipelineConfig(**cfg), detector=ThresholdDetector())
+    mimic = make_pipeline(Mode.MIMICRY, twin, retargeter)
+    k = COMMAND_NAMES.index("mouth_corner_up")
+    c = np.array([r.command.positions[k] for r in run_frames(coex, frames)])
+    m = np.array([r.command.positions[k] for r in run_frames(mimic, frames)])
+    assert all(r.command.execute_at is None for r in run_frames(coex, frames)[10:])
+    mid = (onset + apex) // 2
+    assert c[mid] > m[mid] + 0.01                         # ahead of the raw face in the rise
+    # At rest the extrapolated lead passes about as much landmark noise on as raw mirroring does
+    # (the driver's own lead of a command due now multiplies each step by servo_lag / cycle = 20).
+    still = slice(12, onset - 2)
+    assert np.diff(c[still], 2).std() < 1.5 * np.diff(m[still], 2).std()
+    with pytest.raises(ConfigError):
+        PipelineConfig(lag_lead="filter")

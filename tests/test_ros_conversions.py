@@ -375,7 +375,7 @@ def test_remote_prediction_is_led_toward_by_progress_with_the_default_config():
     assert mirrored.source is Source.MIMIC and mirrored.execute_at == 1.0
     target = rest.copy()
     target[REGIONS["lips"], 1] -= 0.05
-    remote.add_prediction(cv.PredictionFields(target=target, time_to_apex=0.5, stamp=1.0, confidence=0.9))
+    remote.add_prediction(cv.PredictionFields(target=target, time_to_apex=0.5, stamp=1.0, confidence=1.0))
     result = pipeline.process_face(live, 1.033)
     assert result.command.source is Source.PREDICTED and result.command.execute_at == 1.033
     np.testing.assert_allclose(result.robot_target, 0.5 * (retarget(rest, rest) + retarget(target, rest)), atol=1e-5)
@@ -395,10 +395,10 @@ def test_remote_refreshes_re_predict_the_held_face_and_stale_ones_are_dropped():
     first, second = rest.copy(), rest.copy()
     first[REGIONS["lips"], 1] -= 0.05
     second[REGIONS["lips"], 1] -= 0.08
-    remote.add_prediction(cv.PredictionFields(target=first, time_to_apex=0.5, stamp=1.0, confidence=0.9))
+    remote.add_prediction(cv.PredictionFields(target=first, time_to_apex=0.5, stamp=1.0, confidence=1.0))
     held = pipeline.process_face(live, 1.033)
     np.testing.assert_allclose(held.predicted_target, retarget(first, rest), atol=1e-6)
-    remote.add_refresh(cv.PredictionFields(target=second, time_to_apex=0.3, stamp=1.066, confidence=0.9))
+    remote.add_refresh(cv.PredictionFields(target=second, time_to_apex=0.3, stamp=1.066, confidence=1.0))
     refreshed = pipeline.process_face(live, 1.1)
     np.testing.assert_allclose(refreshed.predicted_target, retarget(second, rest), atol=1e-6)
     assert pipeline._release_at == pytest.approx(1.366)

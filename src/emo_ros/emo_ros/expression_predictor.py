@@ -2,8 +2,9 @@
 
 Wraps ``emo_core.anticipation.predictor.ExpressionPredictor.predict_event``. The prediction keeps
 the header of the frame the detector fired on, so ``header.stamp + time_to_apex`` is the predicted
-apex on the camera's clock. ``confidence`` is the lowest detection confidence of the window's
-frames (the predictor itself has no calibrated confidence).
+apex on the camera's clock. ``confidence`` is the predictor's calibrated confidence
+(``Prediction.confidence``; 1 for models without one), which ``inverse_model`` blends toward
+mimicry with, exactly as the in-process pipeline does.
 
 Subscribes ``face/peak`` and ``face/peak_refresh``. Publishes ``face/prediction`` and, for the
 refreshed windows of an unfolding expression, ``face/prediction_refresh``
@@ -53,7 +54,7 @@ class ExpressionPredictorNode(Node):
         except EmoError as exc:
             self.get_logger().warning(f"peak activation skipped: {exc}")
             return None
-        confidence = min((float(frame.confidence) for frame in msg.window), default=0.0)
+        confidence = float(getattr(prediction, "confidence", 1.0))
         publisher.publish(prediction_to_msg(self.types, prediction, msg.header, confidence))
         return prediction
 

@@ -40,6 +40,10 @@ def _train(args: argparse.Namespace) -> int:
 
     if not 0.0 <= args.consecutive_fraction <= 1.0:
         raise InputError(f"--consecutive-fraction must be in [0, 1], got {args.consecutive_fraction}")
+    if not (0.0 <= args.detector_wander <= 0.2):
+        raise InputError(f"--detector-wander must be in [0, 0.2], got {args.detector_wander}")
+    if args.detector_lags is not None and (min(args.detector_lags) < 1 or max(args.detector_lags) > 30):
+        raise InputError("--detector-lags must be frame counts in [1, 30]")
     if args.still_fraction is not None and not 0.0 <= args.still_fraction < 1.0:
         raise InputError(f"--still-fraction must be in [0, 1), got {args.still_fraction}")
     config = _config(args)
@@ -70,9 +74,10 @@ def _train(args: argparse.Namespace) -> int:
     if not args.no_detector:
         from ..anticipation.scorer import ScorerSpec, train_scorer
 
-        spec = ScorerSpec(calibration_frames=config.detector.calibration_frames)
+        lags = {} if args.detector_lags is None else {"lags": tuple(args.detector_lags)}
+        spec = ScorerSpec(calibration_frames=config.detector.calibration_frames, **lags)
         scorer = train_scorer(sequences, spec, epochs=args.detector_epochs, seed=args.seed,
-                              threads=args.threads, progress=not args.quiet)
+                              threads=args.threads, progress=not args.quiet, wander=args.detector_wander)
         scorer.card["source"] = {"file": Path(args.data).name, "command": "emo train predictor"}
         scorer.save(out)
         print(f"saved the detector's rising-edge scorer to {out} ({scorer.card['frames']} frames)")
@@ -193,6 +198,11 @@ def register(registry) -> None:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--no-detector", action="store_true", help="do not train the detector's scorer")
     p.add_argument("--detector-epochs", type=int, default=15, help="epochs of the detector's scorer")
+    p.add_argument("--detector-lags", type=int, nargs="+", default=None, metavar="FRAMES",
+                   help="motion lags of the detector's scorer features (default: the scorer's)")
+    p.add_argument("--detector-wander", type=float, default=0.0,
+                   help="train the scorer with slow tracker wander up to this RMS (metric units; real trackers' "
+                        "landmarks wander around a still face, synthetic people's do not)")
     p.add_argument("--config", default=None, help="anticipation.yaml (default: the project's)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -5,14 +5,17 @@ A first-order low-pass whose cutoff rises with the signal's speed: a still face 
 Per sample, with ``Te`` the time since the last sample:
 
     alpha(fc) = 1 / (1 + 1 / (2 pi fc Te))
-    dx  = (x - x_prev_filtered) / Te,   dx_hat = dx_hat + alpha(d_cutoff) (dx - dx_hat)
+    dx  = (x - x_prev) / Te,            dx_hat = dx_hat + alpha(d_cutoff) (dx - dx_hat)
     fc  = min_cutoff + beta |dx_hat|,   x_hat  = x_hat  + alpha(fc) (x - x_hat)
 
 One cutoff serves the whole face: ``|dx_hat|`` is the RMS speed over the points (face units per
 second), so all landmarks are filtered alike and an expression's shape is not distorted by some
 points lagging more than others. ``velocity`` is the filtered derivative ``dx_hat``: the
 controller's servo-lag lead extrapolates the filtered face with it, instead of differentiating raw
-landmark noise. Times come from the samples' stamps; a gap longer than ``max_gap_s`` restarts it.
+landmark noise. The derivative is taken between raw samples (the paper differentiates against the
+previous *filtered* value, which overestimates a steady motion by the filter's own lag; a lead
+built on it would overshoot). Times come from the samples' stamps; a gap longer than
+``max_gap_s`` restarts it.
 """
 from __future__ import annotations
 
@@ -29,9 +32,11 @@ from ..errors import ConfigError, InputError
 class OneEuroConfig:
     """Parameters (``config/anticipation.yaml``, section ``filter``)."""
 
-    min_cutoff_hz: float = 1.5      # cutoff of a still face
+    min_cutoff_hz: float = 1.0      # cutoff of a still face
     beta: float = 4.0               # cutoff gain per face unit / s of speed
-    d_cutoff_hz: float = 5.0        # cutoff of the derivative estimate
+    #: Cutoff of the derivative estimate. Low, because the servo-lag lead multiplies the velocity by
+    #: ~0.2 s: at 5 Hz the lead passed more landmark noise to the goals than the raw face had.
+    d_cutoff_hz: float = 1.0
     max_gap_s: float = 0.25         # a longer gap between samples restarts the filter
 
     def __post_init__(self) -> None:
@@ -69,6 +74,7 @@ class OneEuroFilter:
 
     def reset(self) -> None:
         self._x: np.ndarray | None = None
+        self._raw: np.ndarray | None = None
         self._dx: np.ndarray | None = None
         self._t = 0.0
         self.speed = 0.0
@@ -89,10 +95,11 @@ class OneEuroFilter:
         c = self.config
         dt = stamp - self._t
         if self._x is None or self._x.shape != arr.shape or dt <= 0 or dt > c.max_gap_s:
-            self._x, self._dx, self._t = arr.copy(), np.zeros_like(arr), float(stamp)
+            self._x, self._raw, self._dx, self._t = arr.copy(), arr.copy(), np.zeros_like(arr), float(stamp)
             self.speed = 0.0
             return arr.copy()
-        raw_dx = (arr - self._x) / dt
+        raw_dx = (arr - self._raw) / dt
+        self._raw = arr.copy()
         self._dx += _alpha(c.d_cutoff_hz, dt) * (raw_dx - self._dx)
         self.speed = float(np.sqrt(np.mean(self._dx.reshape(-1, arr.shape[-1]) ** 2, axis=0).sum()))
         cutoff = c.min_cutoff_hz + c.beta * self.speed

@@ -184,6 +184,10 @@ class PipelineConfig:
     #: needs ``smoothing``). ``lag_lead_s`` should be the driver's ``servo_lag_s``.
     lag_lead: str = "driver"
     lag_lead_s: float = 0.2
+    #: Hold ``now + confidence x (predicted - now)`` (``now``: the face the detector fired on) instead
+    #: of the predicted face itself: as the predictor's calibrated confidence falls (a face unlike
+    #: its training people), the held face falls back to mimicry. Models without a confidence give 1.
+    confidence_blend: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "mode", Mode.parse(self.mode))
@@ -352,8 +356,13 @@ class CoexpressionPipeline:
         prediction = self.predictor.predict_event(event)
         durations["predict"] = durations.get("predict", 0.0) + timer() - t
         tta = float(np.clip(prediction.time_to_apex, self.config.min_time_to_apex_s, self.config.max_time_to_apex_s))
+        target = np.asarray(prediction.target, np.float32)
+        confidence = float(np.clip(getattr(prediction, "confidence", 1.0), 0.0, 1.0))
+        if self.config.confidence_blend and confidence < 1.0:
+            now = np.asarray(event.window[-1], np.float32)
+            target = now + np.float32(confidence) * (target - now)
         t = timer()
-        robot = self.retarget(prediction.target, self.rest if self.rest is not None else event.rest)
+        robot = self.retarget(target, self.rest if self.rest is not None else event.rest)
         durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
         self._held_target = robot
         self._fired_at = fired_at

@@ -26,7 +26,9 @@ has no ground-truth intensity, so the truth comes from the video's own landmarks
 episode start and the human apex; ``fired_before_half_rise`` = share with one before the human's
 half rise; ``false_per_minute`` = firings outside every expression episode per minute of that time.
 ``predictor``: at each firing inside an expression episode, the MAE (metric units, 113 x 2) of the
-predicted face against the human's apex face, and mimicry's (the face at the firing).
+predicted face against the human's apex face (``model_mae``), of the face the controller holds --
+the prediction blended toward the face at the firing by the predictor's confidence
+(``blended_mae``) -- and mimicry's (the face at the firing, ``mimicry_mae``).
 ``jitter``: per mode, the RMS of the second difference per frame of the positions sent to the
 servos (the driver's goals, servo-lag lead included, sampled at the frame times), in command units.
 """
@@ -270,7 +272,9 @@ class VideoResult:
     false_firings: int = 0
     outside_s: float = 0.0
     model_errors: list[float] = field(default_factory=list)
+    blended_errors: list[float] = field(default_factory=list)
     mimicry_errors: list[float] = field(default_factory=list)
+    confidences: list[float] = field(default_factory=list)
     jitter_sq: dict[str, np.ndarray] = field(default_factory=dict)   # squared second differences
 
 
@@ -361,9 +365,14 @@ class VideoEvaluator:
             r.fired_early.append(bool(np.any((fire_times >= t.spec.start) & (fire_times <= half))))
             for event, ft in zip(r.events, fire_times):
                 if t.spec.start <= ft <= t.spec.end:
-                    pred = self.stages.predictor.predict_event(event).target
-                    r.model_errors.append(float(np.abs(pred - t.apex_face).mean()))
-                    r.mimicry_errors.append(float(np.abs(event.window[-1] - t.apex_face).mean()))
+                    prediction = self.stages.predictor.predict_event(event)
+                    now = np.asarray(event.window[-1], np.float64)
+                    c = float(np.clip(getattr(prediction, "confidence", 1.0), 0.0, 1.0))
+                    blended = now + c * (np.asarray(prediction.target, np.float64) - now)
+                    r.model_errors.append(float(np.abs(prediction.target - t.apex_face).mean()))
+                    r.blended_errors.append(float(np.abs(blended - t.apex_face).mean()))
+                    r.mimicry_errors.append(float(np.abs(now - t.apex_face).mean()))
+                    r.confidences.append(c)
         spans = [s for s in r.specs if s.kind == "expression"]
         inside = np.zeros(len(fire_times), bool)
         for s in spans:
@@ -412,7 +421,9 @@ def summary(results: Sequence[VideoResult], modes: Sequence[str]) -> dict[str, A
     false = sum(r.false_firings for r in results)
     outside_min = sum(r.outside_s for r in results) / 60.0
     model = [e for r in results for e in r.model_errors]
+    blended = [e for r in results for e in r.blended_errors]
     mimic = [e for r in results for e in r.mimicry_errors]
+    conf = [c for r in results for c in r.confidences]
     out: dict[str, Any] = {
         "synchrony_ms": {m: summarize([o for r in results for o in r.apex.get(m, [])]) for m in modes},
         "half_rise_ms": {m: summarize([o for r in results for o in r.half.get(m, [])]) for m in modes},
@@ -422,7 +433,10 @@ def summary(results: Sequence[VideoResult], modes: Sequence[str]) -> dict[str, A
                      "episodes": len(fired), "false_firings": false, "outside_minutes": round(outside_min, 3)},
         "predictor": {"model_mae": _mean(model), "mimicry_mae": _mean(mimic),
                       "ratio": (round(float(np.mean(model) / np.mean(mimic)), 3) if model and np.mean(mimic) > 0 else None),
-                      "n": len(model)},
+                      "blended_mae": _mean(blended),
+                      "blended_ratio": (round(float(np.mean(blended) / np.mean(mimic)), 3)
+                                        if blended and np.mean(mimic) > 0 else None),
+                      "confidence_mean": _mean(conf), "n": len(model)},
         "jitter": {m: _rms([r.jitter_sq.get(m, np.zeros(0)) for r in results]) for m in modes},
     }
     return out
