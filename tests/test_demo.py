@@ -49,6 +49,9 @@ def test_demo_writes_the_video_the_timeline_and_the_report(short_clip, tmp_path,
             assert sync["n"] == 1 and abs(sync["median"]) == pytest.approx(sync["median_abs"])
     assert report["apex_s"]["human"] > 0 and report["sim"]["control_period_s"] == pytest.approx(0.01)
     assert report["synthetic"]["sequences"] == 1 and len(report["synthetic"]["per_sequence"]) == 1
+    for mode in ("coexpression", "mimicry"):
+        assert report["jitter"][mode] > 0 and set(report["half_rise_ms"][mode]) == {"median", "median_abs", "n"}
+    assert report["half_rise_ms"]["coexpression"]["median"] < report["half_rise_ms"]["mimicry"]["median"]
     assert report["pipeline"] == {"lead_fraction": 0.5, "lead_mirroring": True, "anticipate": True,
                                   "repredict_every": 3}
     # The video: every frame, human | target | robot (coexpression) | robot (mimicry).

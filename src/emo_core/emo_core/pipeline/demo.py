@@ -33,7 +33,8 @@ from .models import Stages
 from .outputs import HEADER, PANEL, Curve, PanelFrame, compose, timeline_png
 from .run import ModeRun, ModeRunner, Reference, evaluate_sequences, measure, reference
 from .sim import SimConfig, SimRobot
-from .synchrony import APEX_FRACTION, human_episode, summarize
+from .synchrony import APEX_FRACTION, crossing_time, human_episode, summarize
+from .video_eval import HALF_FRACTION, second_difference_sq
 
 LOG = logging.getLogger(__name__)
 
@@ -232,7 +233,12 @@ class DemoRun:
             return None
         ref = reference(self.stages, faces, fps, apex_frame, episode)
         offsets = {m.value: measure(run, episode, self.stages, ref) for m, run in self.runs.items()}
-        return {"episode": episode, "offsets": offsets, "intensity": intensity, "fps": fps,
+        human_half = crossing_time(ref.times, ref.curve, HALF_FRACTION, episode.start, episode.end)
+        half = {}
+        for m, run in self.runs.items():
+            robot_half = crossing_time(run.robot_times, run.intensity, HALF_FRACTION, episode.start, episode.end)
+            half[m.value] = None if robot_half is None or human_half is None else robot_half - human_half
+        return {"episode": episode, "offsets": offsets, "half": half, "intensity": intensity, "fps": fps,
                 "apex_frame_s": apex_frame / fps, "reference": ref}
 
     def _synthetic(self) -> dict[str, Any]:
@@ -269,6 +275,12 @@ class DemoRun:
             "synchrony_ms": ({m.value: summarize([clip["offsets"][m.value]]) for m in cfg.modes}
                              if clip is not None else None),
         }
+        report["half_rise_ms"] = ({m.value: summarize([clip["half"][m.value]]) for m in cfg.modes}
+                                  if clip is not None else None)
+        stamps = np.asarray(self.stamps, np.float64)
+        report["jitter"] = {m.value: _rms(second_difference_sq(run, stamps)) for m, run in self.runs.items()}
+        report["jitter_note"] = ("RMS second difference per frame of the goals sent to the servos (servo-lag "
+                                 "lead included), command units")
         if clip is None:
             report["synchrony_note"] = "unavailable: the video has no ground-truth .json sidecar"
         else:
@@ -337,6 +349,10 @@ def _distance_curve(run: ModeRun, stages: Stages | None) -> np.ndarray:
         return np.zeros(len(run.robot_times))
     d = run.robot_faces - stages.twin.rest_face()
     return np.linalg.norm(d.reshape(len(d), -1), axis=1)
+
+
+def _rms(squares: np.ndarray) -> float | None:
+    return None if squares.size == 0 else round(float(np.sqrt(squares.mean())), 5)
 
 
 def _round(value: float | None, scale: float = 1.0) -> float | None:

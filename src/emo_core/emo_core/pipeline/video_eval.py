@@ -154,12 +154,13 @@ def auto_episodes(faces_xy: np.ndarray, times: np.ndarray, *, level: float = 0.3
 def truth_episodes(video: str | Path) -> list[EpisodeSpec] | None:
     """The expression episode of a clip with a ground-truth ``.json`` (``emo sim clip``, the
     bundled clip): onset - 0.5 s to 0.5 s after its intensity relaxed below 30 % of its peak."""
-    from .demo import load_ground_truth
+    from ..people.clip import load_truth, truth_path
     from .synchrony import human_episode
 
-    truth = load_ground_truth(str(video))
-    if truth is None:
+    path = truth_path(video)
+    if not path.is_file():
         return None
+    truth = load_truth(path)
     ep = human_episode(np.asarray(truth["intensity"], np.float64), float(truth["fps"]), int(truth["onset_frame"]))
     return None if ep is None else [EpisodeSpec(ep.start, ep.end, "expression", str(truth.get("expression", "")))]
 
@@ -356,7 +357,7 @@ class VideoEvaluator:
             r.robot_curves[mode] = curves
             r.apex[mode] = [_offset(run.robot_times, c, t, APEX_FRACTION, t.human_apex) for c, t in zip(curves, r.truths)]
             r.half[mode] = [_offset(run.robot_times, c, t, HALF_FRACTION, t.human_half) for c, t in zip(curves, r.truths)]
-            r.jitter_sq[mode] = _second_difference_sq(run, stamps)
+            r.jitter_sq[mode] = second_difference_sq(run, stamps)
         fire_times = np.array([e.stamp for e in r.events], np.float64)
         for t in r.truths:
             apex = t.human_apex if t.human_apex is not None else float(r.times[t.apex_frame])
@@ -389,7 +390,7 @@ def _offset(times: np.ndarray, curve: np.ndarray, truth: Truth, fraction: float,
     return None if robot is None or human is None else robot - human
 
 
-def _second_difference_sq(run: ModeRun, stamps: np.ndarray) -> np.ndarray:
+def second_difference_sq(run: ModeRun, stamps: np.ndarray) -> np.ndarray:
     """Squared second differences of the driver's goals sampled at the frame times, (F - 2) * 11."""
     if len(run.robot_times) < 3 or len(stamps) < 3:
         return np.zeros(0)
