@@ -445,3 +445,46 @@ def test_monitor_mode_reads_without_writing(table, emulator, clock) -> None:
 def test_driver_settings_are_validated(table, settings, message) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         DriverConfig.from_mapping(table.driver, **settings)
+
+
+def _streamed_jaw(table, clock, tmp_path, gain: float, name: str, **overrides):
+    """A 30 Hz stream of 'arrive now' jaw commands stepping 0.1 -> 0.4 over 0.3 s then held, through
+    the plant; returns goal and present ticks per cycle."""
+    with BusEmulator.from_table(table, link=tmp_path / name, clock=clock) as emu:
+        drv = make_driver(table, emu, clock, now_lead_gain=gain, **overrides)
+        drv.open()
+        drv.activate()
+        goal, present = [], []
+        for frame in range(30):
+            value = 0.1 + 0.3 * min(frame / 9.0, 1.0)
+            drv.command({"jaw_open": value}, arrive_at=clock.now())
+            for _ in range(3):
+                clock.advance(DT)
+                writes = emu.stats.sync_writes
+                state = drv.step()
+                emu.wait_for_sync_writes(writes)
+                goal.append(int(state.goal_ticks[table.index("jaw")]))
+                present.append(int(state.position_ticks[table.index("jaw")]))
+        drv.shutdown()
+    return np.array(goal), np.array(present), table.servos[table.index("jaw")].to_ticks(0.4)
+
+
+def test_feedback_lead_of_commands_due_now_moves_goals_less_and_still_leads(table, clock, tmp_path) -> None:
+    """now_lead_gain: commands due now are led by gain x (setpoint - present) instead of the velocity
+    lead's one-cycle spike of servo_lag / cycle x each step: the goals jump far less, the face still
+    gets there sooner than with no lead at all, and nothing leaves the servo limits."""
+    spike, p_spike, target = _streamed_jaw(table, clock, tmp_path, 0.0, "spike")
+    fb, p_fb, _ = _streamed_jaw(table, clock, tmp_path, 3.0, "feedback")
+    spec = table.servos[table.index("jaw")]
+    assert fb.min() >= spec.min and fb.max() <= spec.max
+    assert np.abs(np.diff(fb, 2)).max() < 0.5 * np.abs(np.diff(spike, 2)).max()
+    with pytest.raises(ConfigError):
+        DriverConfig.from_mapping(table.driver, now_lead_gain=-1.0)
+    # Both reach the target; the feedback-led face is within a few cycles of the spike-led one.
+    start = p_fb[0]
+    t_fb = np.argmax(p_fb - start >= 0.95 * (target - start))
+    t_spike = np.argmax(p_spike - start >= 0.95 * (target - start))
+    assert t_fb > 0 and t_spike > 0 and t_fb - t_spike <= 8
+    _, p_none, _ = _streamed_jaw(table, clock, tmp_path, 0.0, "none", servo_lag_s=0.0)
+    t_none = np.argmax(p_none - p_none[0] >= 0.95 * (target - p_none[0]))
+    assert t_none > t_fb + 5, "without any lead the face arrives a lag later"

@@ -34,7 +34,7 @@ from .runtime import LATCHED_QOS, RELIABLE_QOS, message_types, run
 PARAMETERS = SCHEMAS["inverse_model"]
 PIPELINE_KEYS = ("min_time_to_apex_s", "max_time_to_apex_s", "release_after_s", "mirror_rest",
                  "release_when_overtaken", "overtake_margin", "hurry_when_overtaken", "lead_mirroring",
-                 "lead_fraction", "anticipate")
+                 "lead_fraction", "anticipate", "confidence_blend")
 
 
 def build_pipeline(params: dict[str, Any], inverse: Any, remote: RemoteAnticipation) -> CoexpressionPipeline:

@@ -128,6 +128,8 @@ INVERSE_MODEL: Schema = {
                                 "to the predicted face (0: hold the predicted face, due at the predicted apex).",
                            range=(0.0, 1.0)),
     "anticipate": Param(True, "False: coexpression ignores predictions (lag-led mirroring only, an ablation)."),
+    "confidence_blend": Param(True, "Hold the prediction blended toward the face at the firing by its calibrated "
+                                    "confidence (ExpressionPrediction.confidence); false: hold it as predicted."),
     "overtake_margin": Param(0.0, "Margin of that comparison, in robot-space face units along the predicted "
                                    "displacement (as emo_core's PipelineConfig).",
                              range=(0.0, 1.0)),
