@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..anticipation.blas import blas_threads
     from ..atomic import atomic_write_bytes, atomic_write_json
     from ..pipeline.core import Mode
-    from ..pipeline.demo import _fast_thread_handoff
+    from ..pipeline.demo import fast_thread_handoff
     from ..pipeline.models import Stages
     from ..pipeline.video_eval import VideoEvaluator, summary, timeline_png, video_report
 
@@ -57,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
     modes = (Mode.COEXPRESSION, Mode.MIMICRY)
     names = [m.value for m in modes]
     results, reports = [], []
-    with _fast_thread_handoff(), blas_threads(1):
+    with fast_thread_handoff(), blas_threads(1):
         stages = Stages.load()
         evaluator = VideoEvaluator(stages, modes, max_frames=args.max_frames)
         for i, video in enumerate(videos):

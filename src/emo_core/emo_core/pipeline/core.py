@@ -23,6 +23,12 @@ frame, which face the robot should be making and *when*:
   prediction, it was a false trigger and mirroring resumes too (``abandon_after_s``), so the robot
   does not keep making a face at nobody.
 
+A prediction with a calibrated confidence (the identity-free predictor's) is held blended toward
+the face the detector fired on by that confidence (``confidence_blend``): a face unlike the
+predictor's training people falls back toward mimicry. Coexpression may mirror a causal One Euro
+filtered face (``smoothing``) and take its servo-lag lead from the filter's velocity instead of the
+driver (``lag_lead: filter``); both are off by default (docs/realfaces.md has the trade-off).
+
 Until the detector has calibrated the person's resting face there is nothing to mirror against,
 so the pipeline commands the calm face. Mirroring and the predicted target are both retargeted
 against the resting face the detector *calibrated* (``mirror_rest: calibrated``), not its rolling

@@ -77,7 +77,7 @@ def load_ground_truth(video: str | None) -> dict[str, Any] | None:
 
 
 @contextmanager
-def _fast_thread_handoff() -> Iterator[None]:
+def fast_thread_handoff() -> Iterator[None]:
     """The servo emulator answers from a thread on a pty; a short GIL switch interval lets the
     driver get its answers without waiting out the default 5 ms slice (process-wide; restored)."""
     old = sys.getswitchinterval()
@@ -134,7 +134,7 @@ class DemoRun:
         cfg.out.mkdir(parents=True, exist_ok=True)
         # One BLAS thread: single-frame inference gains nothing from a second one and waits for it
         # on a busy machine (anticipation/blas.py).
-        with source, _fast_thread_handoff(), blas_threads(1):
+        with source, fast_thread_handoff(), blas_threads(1):
             self.stages = self.stages or Stages.load()
             if self.config.pipeline is not None:
                 self.stages = replace(self.stages, pipeline_config=self.config.pipeline)
