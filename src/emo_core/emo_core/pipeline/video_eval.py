@@ -492,9 +492,10 @@ def timeline_png(result: VideoResult, title: str = "") -> bytes:
     times = result.times
     shade = {"expression": "#d8f0d8", "talking": "#e8e0f8", "head": "#f8e8d0", "occlusion": "#f0d8d8",
              "blink": "#e0e0e0", "rest": "#f4f4f4"}
-    for s in result.specs:
+    for i, s in enumerate(result.specs):
         ax.axvspan(s.start, s.end, color=shade.get(s.kind, "#eeeeee"), zorder=0)
-        ax.text(s.start, 1.32, s.label or s.kind, fontsize=6, va="top", rotation=0, clip_on=True)
+        # Alternate two rows so neighbouring labels do not overprint each other.
+        ax.text(s.start, 1.32 - 0.07 * (i % 2), (s.label or s.kind)[:40], fontsize=6, va="top", clip_on=True)
     for i, t in enumerate(result.truths):
         inside = (times >= t.spec.start) & (times <= t.spec.end)
         peak = max(float(np.nanmax(t.human_curve[inside])), 1e-9)
