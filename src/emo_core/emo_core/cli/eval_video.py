@@ -41,7 +41,8 @@ def _run(args: argparse.Namespace) -> int:
     from ..pipeline.core import Mode
     from ..pipeline.demo import fast_thread_handoff
     from ..pipeline.models import Stages
-    from ..pipeline.video_eval import VideoEvaluator, summary, timeline_png, video_report
+    from ..atomic import atomic_save_npz
+    from ..pipeline.video_eval import VideoEvaluator, summary, timeline_png, track_arrays, video_report
 
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
@@ -54,6 +55,12 @@ def _run(args: argparse.Namespace) -> int:
             out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise InputError(f"--out {out}: cannot create ({exc.strerror})") from None
+    tracks = Path(args.tracks) if args.tracks else None
+    if tracks is not None:
+        try:
+            tracks.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--tracks {tracks}: cannot create ({exc.strerror})") from None
     modes = (Mode.COEXPRESSION, Mode.MIMICRY)
     names = [m.value for m in modes]
     results, reports = [], []
@@ -69,6 +76,8 @@ def _run(args: argparse.Namespace) -> int:
                 picture = atomic_write_bytes(out / f"{i:02d}_{video.stem}_timeline.png", timeline_png(result))
                 picture.chmod(0o644)
             reports.append(video_report(result, names, picture))
+            if tracks is not None:
+                atomic_save_npz(tracks / f"{video.name}.npz", **track_arrays(result)).chmod(0o644)
     report = {"videos": reports, "pooled": {"videos": len(results), **summary(results, names)},
               "models": stages.describe(),
               "rules": {"apex": "first 95 % of the episode maximum", "half_rise": "first 50 %",
@@ -129,5 +138,8 @@ def register(registry) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="video files (or folders of them)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--out", default=None, help="folder for report.json and a timeline picture per video")
+    p.add_argument("--tracks", default=None,
+                   help="also write each video's landmark track with its episodes and truth (NAME.npz) here; "
+                        "emo sim calibration --real reads them")
     p.add_argument("--max-frames", type=int, default=None, help="stop each video after this many frames")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

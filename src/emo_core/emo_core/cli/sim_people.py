@@ -22,18 +22,40 @@ def _positive_int(text: str) -> int:
 
 
 def _sequences(args: argparse.Namespace) -> int:
-    from ..people.generator import GeneratorConfig, PeopleGenerator
+    from ..people.generator import PeopleGenerator, profile_config
 
     out = Path(args.out)
     if out.suffix != ".npz":
         raise InputError(f"--out must be a .npz file, got {out}")
-    config = GeneratorConfig(fps=args.fps, distractor_fraction=args.distractors)
+    profile = "calibrated" if args.calibrated else args.profile
+    config = profile_config(profile, fps=args.fps, distractor_fraction=args.distractors)
     dataset = PeopleGenerator(config).dataset(args.subjects, args.videos, seed=args.seed,
                                               progress=not args.quiet)
     dataset.save(out)
     counts = {label: sum(s.label == label for s in dataset) for label in dataset.labels}
     print(f"{out}: {len(dataset)} videos of {args.subjects} subjects, {dataset.n_frames} frames; "
           + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 0
+
+
+def _calibration(args: argparse.Namespace) -> int:
+    import json
+
+    from ..people.calibration import compare, table
+    from ..people.generator import profile_config
+
+    real = Path(args.real)
+    if not real.is_dir():
+        raise InputError(f"--real must be a folder of landmark tracks (*.npz), got {real}")
+    result = compare(real, profile_config(args.profile), subjects=args.subjects, videos=args.videos,
+                     seed=args.seed, manifest=args.manifest)
+    result["profile"] = args.profile
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"real: {result['real']['people']} people; synthetic ({args.profile}): "
+              f"{result['synthetic']['people']} people")
+        print(table(result))
     return 0
 
 
@@ -65,7 +87,25 @@ def register(registry) -> None:
     p.add_argument("--distractors", type=float, default=0.2, metavar="FRACTION",
                    help="fraction of videos that are distractors (default 0.2)")
     p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--profile", choices=("original", "calibrated"), default="original",
+                   help="original: the generator the shipped models were trained with (default); "
+                        "calibrated: matched to real people (docs/people.md)")
+    p.add_argument("--calibrated", action="store_true", help="same as --profile calibrated")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    k = registry.command(
+        "sim calibration", "compare synthetic people with real landmark tracks", _calibration,
+        description="Side-by-side figures of real landmark tracks (DIR/*.npz: metric, ts, det, spans, truth, "
+                    "as the real-set extractor writes them) and a small synthetic set: face proportions, "
+                    "per-region motion shares, rise progress at the peak activation, tracker wander and jitter.")
+    k.add_argument("--real", required=True, help="folder of cached real landmark tracks (*.npz)")
+    k.add_argument("--manifest", default=None,
+                   help="the real set's manifest.json naming each recording's person (default DIR/manifest.json)")
+    k.add_argument("--profile", choices=("original", "calibrated"), default="original")
+    k.add_argument("--subjects", type=_positive_int, default=24)
+    k.add_argument("--videos", type=_positive_int, default=10)
+    k.add_argument("--seed", type=int, default=123)
+    k.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     c = registry.command(
         "sim clip", "warp a real face photo into an expression video with its ground truth", _clip,

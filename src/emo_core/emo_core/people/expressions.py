@@ -37,13 +37,23 @@ PROTOTYPES: dict[str, Prototype] = {p.name: p for p in (
                           "AU15": (0.4, 0.12), "AU17": (0.4, 0.14)}),
     Prototype("fear", {"AU1": (0.9, 0.0), "AU2": (0.6, 0.02), "AU4": (0.5, 0.02), "AU5": (0.9, 0.0),
                        "AU20": (0.8, 0.08), "AU25": (0.6, 0.06), "AU26": (0.4, 0.12)}),
+    # Seen on real people (docs/people.md, "Calibration to real people"); only the calibrated
+    # profile generates them, so the original seven-expression sets stay reproducible.
+    Prototype("jaw_drop", {"AU26": (1.0, 0.0), "AU25": (0.9, 0.0), "AU1": (0.3, 0.08), "AU2": (0.3, 0.08)}),
+    Prototype("o_mouth", {"AU26": (0.7, 0.0), "AU25": (0.8, 0.0), "AU18": (0.8, 0.04), "AU1": (0.4, 0.06),
+                          "AU2": (0.4, 0.06), "AU5": (0.4, 0.02)}),
+    Prototype("laugh", {"AU12": (1.0, 0.0), "AU6": (1.0, 0.05), "AU25": (1.0, 0.04), "AU26": (0.7, 0.08),
+                        "AU10": (0.3, 0.05), "AU7": (0.4, 0.08)}),
 )}
 
-#: Expression labels (videos with an onset and an apex).
-EXPRESSIONS: tuple[str, ...] = tuple(PROTOTYPES)
+#: Expression labels of the original generator (videos with an onset and an apex).
+EXPRESSIONS: tuple[str, ...] = ("smile", "broad_smile", "surprise", "sadness", "anger", "disgust", "fear")
+#: Expressions real people show that the original seven lack (the calibrated profile adds them).
+EXTRA_EXPRESSIONS: tuple[str, ...] = ("jaw_drop", "o_mouth", "laugh")
+ALL_EXPRESSIONS: tuple[str, ...] = EXPRESSIONS + EXTRA_EXPRESSIONS
 #: Distractor labels: faces that move but make no expression (onset/apex -1, intensity 0).
 DISTRACTORS: tuple[str, ...] = ("neutral", "blink", "talking", "head_turn")
-LABELS: tuple[str, ...] = EXPRESSIONS + DISTRACTORS
+LABELS: tuple[str, ...] = ALL_EXPRESSIONS + DISTRACTORS
 
 
 def prototype(name: str) -> Prototype:
@@ -51,7 +61,7 @@ def prototype(name: str) -> Prototype:
     try:
         return PROTOTYPES[name]
     except KeyError:
-        raise InputError(f"unknown expression {name!r}; choose one of {', '.join(EXPRESSIONS)}") from None
+        raise InputError(f"unknown expression {name!r}; choose one of {', '.join(ALL_EXPRESSIONS)}") from None
 
 
 def _check() -> None:

@@ -24,7 +24,7 @@ from ..datasets.human import HumanSequence, HumanSequenceDataset
 from ..errors import InputError
 from ..schema import MP_INDICES, REGION_OF
 from .au import AU_INDEX, AU_NAMES, N_AUS, AUModel
-from .expressions import DISTRACTORS, EXPRESSIONS, LABELS, prototype
+from .expressions import ALL_EXPRESSIONS, DISTRACTORS, EXPRESSIONS, LABELS, prototype
 from .identity import Identity, ShapeConfig, StyleConfig, make_identity
 from .template import Template, load_template
 from .timing import (TimingConfig, blink_track, expression_tracks, fidget_tracks, head_pose_track,
@@ -70,6 +70,26 @@ class PoseResidualConfig:
 
 
 @dataclass(frozen=True)
+class WanderConfig:
+    """Tracker wander: a slow, spatially smooth deformation of the whole face (off by default).
+
+    Real MediaPipe landmarks on a still face drift around the calibrated rest by several times
+    the frame-to-frame jitter (docs/people.md, "Calibration to real people"). Per video the RMS
+    is drawn uniformly in ``rms``; ``bumps`` Gaussian displacement fields (radius ``radius`` units
+    around random landmarks) are each driven by low-pass noise of time constant ``tau_s``.
+    """
+
+    rms: tuple[float, float] = (0.0, 0.0)
+    tau_s: tuple[float, float] = (0.5, 2.0)
+    bumps: int = 6
+    radius: float = 0.6
+
+    @property
+    def enabled(self) -> bool:
+        return self.rms[1] > 0
+
+
+@dataclass(frozen=True)
 class GeneratorConfig:
     fps: float = 30.0
     distractor_fraction: float = 0.2
@@ -84,6 +104,9 @@ class GeneratorConfig:
     pose: PoseResidualConfig = field(default_factory=PoseResidualConfig)
     shape: ShapeConfig = field(default_factory=ShapeConfig)
     style: StyleConfig = field(default_factory=StyleConfig)
+    wander: WanderConfig = field(default_factory=WanderConfig)
+    noise_scale: float = 1.0    # multiplies all measurement noise (calibrated: real jitter is lower)
+    profile: str = "original"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.distractor_fraction <= 1.0:
@@ -146,7 +169,7 @@ class PeopleGenerator:
     # ---------------------------------------------------------------- episodes
     def episode(self, identity: Identity, label: str, rng: np.random.Generator) -> Episode:
         cfg = self.config
-        if label in EXPRESSIONS:
+        if label in ALL_EXPRESSIONS:
             return self._expression_episode(identity, label, rng)
         if label not in DISTRACTORS:
             raise InputError(f"unknown label {label!r}; known: {', '.join(LABELS)}")
@@ -189,7 +212,10 @@ class PeopleGenerator:
         """(T, 113, 3) float32 metric landmarks: AUs -> mesh, pose residue, noise."""
         clean = identity.landmarks(episode.aus)
         posed = self._pose_residual(clean, episode.pose_deg)
-        return (posed + self._noise(rng, episode.pose_deg, identity.noise_level)).astype(np.float32)
+        out = posed + self.config.noise_scale * self._noise(rng, episode.pose_deg, identity.noise_level)
+        if self.config.wander.enabled:
+            out = out + wander_field(identity.neutral113, len(out), self.config.wander, self.config.fps, rng)
+        return out.astype(np.float32)
 
     def _pose_residual(self, points: np.ndarray, pose_deg: np.ndarray) -> np.ndarray:
         p = self.config.pose
@@ -230,7 +256,7 @@ class PeopleGenerator:
         episode = self.episode(identity, label, rng)
         landmarks = self.render(identity, episode, rng)
         n = len(landmarks)
-        if label in EXPRESSIONS:
+        if label in ALL_EXPRESSIONS:
             apex, intensity = ground_truth(identity.basis113, episode.expression, episode.peak)
             onset = min(episode.onset_frame, apex)
         else:
@@ -280,8 +306,65 @@ class PeopleGenerator:
         meta = {"generator": "emo_core.people", "generator_version": GENERATOR_VERSION, "seed": seed,
                 "subjects": subjects, "videos_per_subject": videos, "fps": self.config.fps,
                 "distractor_fraction": self.config.distractor_fraction, "au_names": list(AU_NAMES),
+                "profile": self.config.profile,
                 "template": self.template.source}
         return HumanSequenceDataset(items, meta)
+
+
+def _lowpass(x: np.ndarray, alpha: float) -> np.ndarray:
+    from scipy.signal import lfilter
+
+    return lfilter([alpha], [1.0, alpha - 1.0], x)
+
+
+def wander_field(neutral: np.ndarray, n: int, cfg: WanderConfig, fps: float,
+                 rng: np.random.Generator) -> np.ndarray:
+    """(n, 113, 3) slow, spatially smooth deformation (x, y; z stays 0) of RMS drawn from ``cfg.rms``."""
+    out = np.zeros((n, len(neutral), 3))
+    rms = float(rng.uniform(*cfg.rms))
+    if rms <= 0 or n < 2:
+        return out
+    tau = float(rng.uniform(*cfg.tau_s)) * fps
+    alpha = 1.0 / max(tau, 1.0)
+    xy = neutral[:, :2]
+    for _ in range(cfg.bumps):
+        c = xy[rng.integers(len(xy))]
+        w = np.exp(-np.sum((xy - c) ** 2, axis=1) / (2 * cfg.radius ** 2))
+        direction = rng.normal(size=2)
+        direction /= np.linalg.norm(direction) + 1e-9
+        # Two cascaded one-pole low-passes (smooth, not a random walk), started at stationarity.
+        drive = rng.normal(size=n + int(4 * tau))
+        z = drive
+        for _ in range(2):
+            z = _lowpass(z, alpha)
+        z = z[-n:]
+        out[..., :2] += z[:, None, None] * w[None, :, None] * direction[None, None, :]
+    cur = float(np.sqrt(np.mean(out[..., :2] ** 2))) + 1e-12
+    return out * (rms / cur)
+
+
+#: Calibrated to the real set (docs/people.md, "Calibration to real people"); "original" is the
+#: generator the shipped models were trained with.
+PROFILES = ("original", "calibrated")
+
+
+def profile_config(name: str = "original", **overrides) -> GeneratorConfig:
+    """A :class:`GeneratorConfig` for a named profile (``original`` = the plain defaults)."""
+    if name == "original":
+        return GeneratorConfig(**overrides)
+    if name != "calibrated":
+        raise InputError(f"unknown generator profile {name!r}; known: {', '.join(PROFILES)}")
+    base = dict(
+        profile="calibrated",
+        expressions=ALL_EXPRESSIONS,
+        peak_range=(0.7, 1.4),
+        shape=ShapeConfig(lower_face_mean=0.15, brow_height=0.12, brow_height_mean=0.02),
+        style=StyleConfig(region_gain=(("lips", 1.0), ("jaw", 1.0), ("brows", 1.0), ("eyes", 0.55))),
+        wander=WanderConfig(rms=(0.01, 0.035), tau_s=(0.3, 1.5)),
+        noise_scale=0.6,
+    )
+    base.update(overrides)
+    return GeneratorConfig(**base)
 
 
 def generate(subjects: int, videos: int, seed: int = 0, distractor_fraction: float = 0.2,
@@ -291,5 +374,6 @@ def generate(subjects: int, videos: int, seed: int = 0, distractor_fraction: flo
     return PeopleGenerator(config).dataset(subjects, videos, seed, progress)
 
 
-__all__ = ["Episode", "GeneratorConfig", "NoiseConfig", "PeopleGenerator", "PoseResidualConfig",
+__all__ = ["Episode", "GeneratorConfig", "NoiseConfig", "PROFILES", "PeopleGenerator", "PoseResidualConfig",
+           "WanderConfig", "profile_config", "wander_field",
            "generate", "ground_truth", "model_ground_truth", "MP_INDICES", "N_AUS"]

@@ -41,6 +41,8 @@ class ShapeConfig:
     chin_length: float = 0.07         # units
     profile_deg: float = 2.0          # pitch of the face below the anchors
     asymmetry: float = 0.02           # units, amplitude of random smooth bumps
+    lower_face_mean: float = 0.0      # mean fraction added to the nose-to-chin distance (calibrated: real faces' is longer)
+    brow_height_mean: float = 0.0     # units, mean brow raise (calibrated)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,9 @@ class StyleConfig:
     asymmetry_sigma: float = 0.08     # left/right imbalance of each AU
     blink_rate_hz: tuple[float, float] = (0.1, 0.35)
     noise_sigma: float = 0.3          # log-sd of the person's measurement-noise level
+    #: Gain of each region group's expression motion ("lips", "jaw", "brows", "eyes"; blinks,
+    #: AU45, are left alone); None = 1 everywhere (the original generator).
+    region_gain: tuple[tuple[str, float], ...] | None = None
 
 
 @dataclass
@@ -91,13 +96,13 @@ def deform(template: np.ndarray, rng: np.random.Generator, cfg: ShapeConfig) -> 
     nose_base, chin = template[2, :2], template[152, :2]
     # Lower face: stretch below the nose base; jaw width grows toward the chin.
     below = np.clip((template[:, 1] - nose_base[1]) / (chin[1] - nose_base[1]), 0.0, None)
-    xy[:, 1] += rng.normal(0, cfg.lower_face_length) * below * (chin[1] - nose_base[1])
+    xy[:, 1] += (cfg.lower_face_mean + rng.normal(0, cfg.lower_face_length)) * below * (chin[1] - nose_base[1])
     jaw = np.clip((template[:, 1] - template[33, 1]) / (chin[1] - template[33, 1]), 0.0, 1.0)
     xy[:, 0] *= 1.0 + rng.normal(0, cfg.jaw_width) * jaw
     # Eyes (mirror-symmetric changes) and brows.
     spacing, size = rng.normal(0, cfg.eye_spacing), rng.normal(0, cfg.eye_size)
     height, tilt = rng.normal(0, cfg.eye_height), np.radians(rng.normal(0, cfg.eye_tilt_deg))
-    brow_up, brow_tilt = rng.normal(0, cfg.brow_height), np.radians(rng.normal(0, cfg.brow_tilt_deg))
+    brow_up, brow_tilt = cfg.brow_height_mean + rng.normal(0, cfg.brow_height), np.radians(rng.normal(0, cfg.brow_tilt_deg))
     for eye in EYES.values():
         ids = list(eye["upper"]) + list(eye["lower"])
         centre = template[ids, :2].mean(axis=0)
@@ -145,6 +150,18 @@ def personal_basis(model: AUModel, gains: np.ndarray, asymmetry: np.ndarray) -> 
     return model.basis113 * factor[:, :, None]
 
 
+def apply_region_gain(basis113: np.ndarray, gain: dict[str, float]) -> np.ndarray:
+    """Scale each region group's motion in all AU fields except AU45 (the blink)."""
+    from ..schema import REGION_OF
+
+    group = {"lips": "lips", "jaw": "jaw", "left_brow": "brows", "right_brow": "brows",
+             "left_eye": "eyes", "right_eye": "eyes"}
+    factor = np.array([gain.get(group[r], 1.0) for r in REGION_OF])
+    out = basis113.copy()
+    out[:-1] *= factor[None, :, None]
+    return out
+
+
 def make_identity(subject: str, rng: np.random.Generator, template: Template | None = None,
                   shape: ShapeConfig | None = None, style: StyleConfig | None = None) -> Identity:
     template = template or load_template()
@@ -156,8 +173,11 @@ def make_identity(subject: str, rng: np.random.Generator, template: Template | N
     gains[-1] = 1.0  # AU45: a blink closes the eye whatever the person's expressivity
     asymmetry = rng.normal(0, style.asymmetry_sigma, N_AUS)
     asymmetry[-1] = 0.0
+    basis = personal_basis(model, gains, asymmetry)
+    if style.region_gain:
+        basis = apply_region_gain(basis, dict(style.region_gain))
     return Identity(
-        subject=subject, mesh=mesh, model=model, basis113=personal_basis(model, gains, asymmetry),
+        subject=subject, mesh=mesh, model=model, basis113=basis,
         gains=gains, blink_rate_hz=float(rng.uniform(*style.blink_rate_hz)),
         noise_level=float(np.exp(rng.normal(0, style.noise_sigma))),
     )

@@ -265,6 +265,7 @@ class VideoResult:
     runs: dict[str, ModeRun]
     events: list[Any]                           # the coexpression pipeline's PeakEvents
     times: np.ndarray                           # (frames,) media time of each frame
+    track: dict[str, np.ndarray] = field(default_factory=dict)   # per frame: metric, det, rot, scale
     apex: dict[str, list[float | None]] = field(default_factory=dict)     # per mode, per truth: offset (s)
     half: dict[str, list[float | None]] = field(default_factory=dict)
     robot_curves: dict[str, list[np.ndarray]] = field(default_factory=dict)
@@ -304,6 +305,9 @@ class VideoEvaluator:
         robots = {m: SimRobot(self.stages.twin, config=self.sim) for m in self.modes}
         faces_xy: list[np.ndarray] = []
         stamps: list[float] = []
+        metric: list[np.ndarray] = []
+        rotation: list[np.ndarray] = []
+        scale: list[float] = []
         try:
             for robot in robots.values():
                 robot.start()
@@ -322,6 +326,10 @@ class VideoEvaluator:
                     face = first.face
                     faces_xy.append(face.metric[:, :2].astype(np.float32) if face.detected
                                     else np.full((N_LANDMARKS, 2), np.nan, np.float32))
+                    metric.append(face.metric if face.detected else np.full((N_LANDMARKS, 3), np.nan, np.float32))
+                    rotation.append(face.head_rotation if (face.detected and face.head_rotation is not None)
+                                    else np.full((3, 3), np.nan))
+                    scale.append(face.head_scale_px if face.detected else np.nan)
                     stamps.append(float(frame.stamp))
                     if progress is not None:
                         progress(1)
@@ -345,8 +353,10 @@ class VideoEvaluator:
             specs, origin = auto_episodes(xy, times), "auto"
         truths = [t for t in (ground_truth(self.stages, xy, times, s) for s in specs if s.kind == "expression")
                   if t is not None]
+        track = {"metric": np.asarray(metric, np.float32), "det": np.all(np.isfinite(xy), axis=(1, 2)),
+                 "rot": np.asarray(rotation, np.float64), "scale": np.asarray(scale, np.float64), "ts": times}
         result = VideoResult(str(video), fps, len(stamps), origin, specs, truths, runs,
-                             list(pipelines[Mode.COEXPRESSION].events), times)
+                             list(pipelines[Mode.COEXPRESSION].events), times, track)
         self._measure(result)
         return result
 
@@ -469,6 +479,19 @@ def video_report(result: VideoResult, modes: Sequence[str], timeline: Path | Non
         for i, t in enumerate(result.truths)]
     rep["timeline"] = None if timeline is None else str(timeline)
     return rep
+
+
+def track_arrays(result: VideoResult) -> dict[str, np.ndarray]:
+    """The recording's landmark track with its episodes and measured truth, as arrays for an
+    ``.npz`` (``emo eval video --tracks DIR``; ``emo sim calibration --real DIR`` reads them):
+    ``metric`` (T, 113, 3), ``det``, ``rot`` (T, 3, 3), ``scale``, ``ts``, ``spans`` (JSON of
+    ``[start, end, kind, label]``) and ``truth`` (E, 5): start, end, onset, human half rise, apex."""
+    rows = []
+    for t in result.truths:
+        apex = t.human_apex if t.human_apex is not None else float(result.times[t.apex_frame])
+        rows.append([t.spec.start, t.spec.end, t.onset, t.human_half if t.human_half is not None else apex, apex])
+    spans = json.dumps([[s.start, s.end, s.kind, s.label] for s in result.specs])
+    return {**result.track, "truth": np.asarray(rows, np.float64).reshape(-1, 5), "spans": np.asarray(spans)}
 
 
 def _ms(value: float | None) -> float | None:
