@@ -30,7 +30,8 @@ def _emo(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def clip_report(tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("eval")
-    done = _emo("eval", "video", str(demo_clip_path()), "--json", "--out", str(out), "--quiet")
+    done = _emo("eval", "video", str(demo_clip_path()), "--json", "--out", str(out), "--quiet",
+                "--tracks", str(out / "tracks"))
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     report["_out"] = str(out)
@@ -60,6 +61,9 @@ def test_eval_video_reports_the_contract_on_the_bundled_clip(clip_report):
     assert video["detector"]["fired_per_episode"] == 1.0 and video["detector"]["false_firings"] <= 1
     assert video["predictor"]["n"] == 1 and video["predictor"]["model_mae"] > 0
     assert Path(video["timeline"]).is_file() and (Path(clip_report["_out"]) / "report.json").is_file()
+    with np.load(Path(clip_report["_out"]) / "tracks" / "demo_clip.mp4.npz", allow_pickle=False) as track:
+        assert track["metric"].shape == (video["frames"], 113, 3) and track["det"].all()
+        assert track["truth"].shape == (1, 5) and json.loads(str(track["spans"]))[0][2] == "expression"
 
 
 def test_sidecar_episodes_are_read_and_checked(tmp_path):
