@@ -277,3 +277,84 @@ def test_settled_expression_that_returns_to_rest_drops_its_anchor():
     assert det.state is DetectorState.ARMED and det._anchor is not None
     feed(det, [0.0] * 10, t0=53 / 30.0)
     assert det._anchor is None
+
+
+def _mouth(lift: float, aperture: float) -> np.ndarray:
+    pts = face(lift)
+    pts[54] = pts[53] + (0.0, 0.02 + aperture)   # inner lip centres (MediaPipe 13, 14): the mouth opening
+    return pts
+
+
+def test_swings_count_reversals_larger_than_the_amplitude():
+    from collections import deque
+    from emo_core.anticipation.detector import _swings
+    assert _swings(deque([0.0, 0.1, 0.2, 0.1, 0.0]), 0.05) == 1          # one open-close
+    assert _swings(deque([0.0, 0.2, 0.0, 0.2, 0.0, 0.2]), 0.05) == 4     # talking
+    assert _swings(deque([0.0, 0.02, 0.0, 0.02, 0.0]), 0.05) == 0        # jitter below the amplitude
+    assert _swings(deque([]), 0.05) == 0
+
+
+def test_talking_rule_blocks_a_rise_while_the_mouth_opens_and_closes():
+    """The same lip rise fires with a still mouth and not while the aperture oscillates (speech);
+    once the mouth stops, a rise fires again."""
+    cfg = DetectorConfig(confirm_frames=2, talk_window=30, talk_swings=3, talk_amplitude=0.04)
+    rise = list(np.linspace(0.0, 0.2, 21))
+    talk = [0.1 * (i // 2 % 2) for i in range(41)]          # opens/closes every 2 frames
+    for talking, expect_fire in ((False, True), (True, False)):
+        det = PeakActivationDetector(cfg, scorer=LipScorer())
+        apertures = [0.0] * 8 + (talk[:33] if talking else [0.0] * 33)   # talking from frame 8
+        events = [det.update(_mouth(l, a), i / 30.0) for i, (l, a) in enumerate(zip([0.0] * 20 + rise, apertures))]
+        assert any(e is not None for e in events) is expect_fire
+        assert det.talking is talking
+    # rule off: the talking rise fires
+    det = PeakActivationDetector(DetectorConfig(confirm_frames=2), scorer=LipScorer())
+    apertures = [0.0] * 8 + talk[:33]
+    assert any(det.update(_mouth(l, a), i / 30.0) is not None
+               for i, (l, a) in enumerate(zip([0.0] * 20 + rise, apertures)))
+
+
+def test_talking_swings_are_relative_to_the_trackers_aperture_jitter():
+    """A tracker whose aperture jumps by 0.05 every frame: swings of 0.1 are its jitter, not speech."""
+    base = dict(talk_window=30, talk_swings=3, talk_amplitude=0.04)
+    jitter = [0.05 * (i % 2) for i in range(60)] + [0.1 * (i // 4 % 2) for i in range(30)]
+    for relative, expect in ((0.0, True), (5.0, False)):
+        det = PeakActivationDetector(DetectorConfig(**base, talk_relative=relative), scorer=LipScorer())
+        for i, a in enumerate(jitter):
+            det.update(_mouth(0.0, a), i / 30.0)
+        assert det.talking is expect
+
+
+def test_rest_noise_comes_from_still_frames_not_from_the_calibration():
+    """A real tracker: calibration frames identical, then the still face wanders slowly (RMS ~0.04
+    on the lips). The 'at rest' noise must grow to that wander; the motion yardstick stays at the
+    frame-to-frame jitter, far below it."""
+    rng = np.random.default_rng(3)
+    cfg = DetectorConfig(rest_window=90, rest_from_still=True)
+    det = PeakActivationDetector(cfg, scorer=LipScorer())
+    wander = np.cumsum(rng.normal(scale=0.002, size=(300, len(LIPS))), axis=0)
+    wander = 0.04 * wander / wander.std()
+    for i in range(300):
+        pts = face(0.0)
+        if i >= 8:
+            pts[LIPS, 1] += wander[i]
+        det.update(pts, i / 30.0)
+    assert det.still_rest is not None
+    assert det.rest_noise > 3 * cfg.noise_floor            # the wander, not the calibration's 0
+    assert det.still_jitter < det.rest_noise
+    off = PeakActivationDetector(DetectorConfig(), scorer=LipScorer())
+    for i in range(300):
+        pts = face(0.0)
+        if i >= 8:
+            pts[LIPS, 1] += wander[i]
+        off.update(pts, i / 30.0)
+    assert off.rest_noise == off.noise                      # rule off: the old single noise level
+
+
+def test_new_keys_are_validated():
+    with pytest.raises(ConfigError):
+        DetectorConfig(talk_swings=0)
+    with pytest.raises(ConfigError):
+        DetectorConfig(rest_window=-1)
+    with pytest.raises(ConfigError):
+        DetectorConfig.from_dict({"rest_from_still": "yes"})
+    assert DetectorConfig.from_dict({"rest_from_still": True, "talk_window": 30}).talk_window == 30

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..schema import N_LANDMARKS, REGIONS, Face
+from ..schema import N_LANDMARKS, REGIONS, Face, canonical_position
 from .scorer import ExpressionScorer, displacement, frame_features
 
 LOG = logging.getLogger(__name__)
@@ -88,6 +88,28 @@ class DetectorConfig:
     #: effect on the 2-D landmarks. 0: off.
     max_head_speed: float = 0.0
     head_lag: int = 5
+    #: Rest and noise from still frames. 0: the noise level is the median displacement of the
+    #: calibration and quiet frames (on a real tracker those are nearly identical frames, so the
+    #: noise comes out several times too small and the face never looks "at rest"). N > 0: over the
+    #: last N *still* frames (lips/brows motion over ``motion_lag`` below ``still_factor`` x the
+    #: median motion of the last N frames, i.e. the tracker's own jitter), the rest face is their
+    #: median and the noise level their median displacement from it: the slow wander of a still
+    #: face, whatever the tracker. ``rest_from_still`` also makes that median the neutral while the
+    #: detector is armed at rest.
+    rest_window: int = 0
+    still_factor: float = 1.0
+    rest_from_still: bool = False
+    #: Talking rule: no firing while the lip aperture (inner lip centres) swung up and down at least
+    #: ``talk_swings`` times by more than ``talk_amplitude`` (metric units) over the last
+    #: ``talk_window`` frames. Speech opens and closes the mouth several times a second; an
+    #: expression opens it once. 0 frames: off.
+    talk_window: int = 0
+    talk_amplitude: float = 0.04
+    talk_swings: int = 2
+    #: Scale-free swing size: the swing must also exceed ``talk_relative`` x the median
+    #: frame-to-frame aperture change of the last 150 frames (a jittery tracker's mouth "swings"
+    #: every frame). 0: absolute ``talk_amplitude`` only.
+    talk_relative: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.calibration_frames, self.confirm_frames, self.history, self.rearm_frames) < 1:
@@ -100,6 +122,10 @@ class DetectorConfig:
             raise ConfigError("detector: need max_head_speed >= 0 and head_lag >= 1")
         if self.motion_lag < 1 or self.motion_window < 0 or not 0.0 < self.motion_quantile < 1.0:
             raise ConfigError("detector: need motion_lag >= 1, motion_window >= 0, 0 < motion_quantile < 1")
+        if self.rest_window < 0 or self.still_factor <= 0:
+            raise ConfigError("detector: need rest_window >= 0 and still_factor > 0")
+        if self.talk_window < 0 or self.talk_amplitude <= 0 or self.talk_swings < 1 or self.talk_relative < 0:
+            raise ConfigError("detector: need talk_window >= 0, talk_amplitude > 0 and talk_swings >= 1")
         if self.min_motion < 0 or self.settle_motion < 0 or self.settle_frames < 0:
             raise ConfigError("detector: min_motion, settle_motion and settle_frames must be >= 0")
 
@@ -111,7 +137,13 @@ class DetectorConfig:
         if unknown:
             raise ConfigError(f"unknown detector parameter(s): {', '.join(sorted(unknown))}")
         defaults = cls()
-        return cls(**{k: type(getattr(defaults, k))(v) for k, v in values.items()})
+        return cls(**{k: _cast(type(getattr(defaults, k)), v) for k, v in values.items()})
+
+
+def _cast(kind: type, value: Any) -> Any:
+    if kind is bool and not isinstance(value, bool):
+        raise ConfigError(f"detector: expected true/false, got {value!r}")
+    return kind(value)
 
 
 class DetectorState(str, Enum):
@@ -168,6 +200,8 @@ class PeakActivationDetector:
         self._appended = 0                       # frames appended to the history so far
         self._d_cache: dict[tuple[int, int], np.ndarray] = {}
         self.noise = c.noise_floor
+        self.rest_noise = c.noise_floor          # "at rest" yardstick (the still-frame wander with rest_window)
+        self.still_rest: np.ndarray | None = None
         self._motions: deque[float] = deque(maxlen=max(c.motion_window, 1))
         self.motion_noise = c.noise_floor
         self._rotations: deque[tuple[float, np.ndarray]] = deque(maxlen=c.head_lag + 1)
@@ -177,6 +211,16 @@ class PeakActivationDetector:
         self.last_motion = 0.0
         self._anchor: np.ndarray | None = None   # the settled face onsets are scored against (None: the neutral)
         self._settled = 0
+        self._still: deque[np.ndarray] = deque(maxlen=max(c.rest_window, 1))
+        self._all_motion: deque[float] = deque(maxlen=max(c.rest_window, 1))
+        self._still_count = 0
+        self._still_motion: deque[float] = deque(maxlen=max(c.rest_window, 1))
+        self.still_jitter = c.noise_floor        # median motion of the still frames (the gates' yardstick)
+        self.jitter = c.noise_floor              # median lips/brows motion (rest_window > 0)
+        self._aperture: deque[float] = deque(maxlen=max(c.talk_window, 1))
+        self.talking = False
+        self._aperture_steps: deque[float] = deque(maxlen=150)
+        self._aperture_jitter = 0.0
 
     # ------------------------------------------------------------------------------ stepping
     def update(self, face: Face | np.ndarray, stamp: float | None = None) -> PeakEvent | None:
@@ -197,9 +241,13 @@ class PeakActivationDetector:
         self._xy.append(xy)
         self._stamps.append(stamp)
         self._appended += 1
+        if self.config.talk_window:
+            self._track_talking(xy)
         if len(self._xy) < self._need:
             return None
         probability, activity, motion = self._score()
+        if self.config.rest_window:
+            self._track_still(motion)
         if self._anchor is not None:
             # Scored against the anchor; "at rest" is always judged against the neutral.
             activity = _activity(displacement(self._smoothed(0), self.rest))
@@ -211,18 +259,19 @@ class PeakActivationDetector:
             self._motions.append(motion)
             if self._appended % 5 == 0 or len(self._motions) < 5:
                 self.motion_noise = max(c.noise_floor, float(np.quantile(self._motions, c.motion_quantile)))
-        gate = self.motion_noise if c.motion_window else self.noise
+        gate = self.motion_noise if c.motion_window else (self.still_jitter if c.rest_window else self.noise)
         if self.state is DetectorState.FIRED:
             self._since_fire += 1
             self._maybe_rearm(activity, motion, gate)
             return None
-        if self._anchor is not None and activity < c.off_factor * self.noise:
+        if self._anchor is not None and activity < c.off_factor * self.rest_noise:
             self._set_anchor(None)           # back at rest: score against the neutral again
         still = c.min_motion > 0 and motion < c.min_motion * gate
-        if (probability < c.quiet_probability or still) and activity < c.off_factor * self.noise:
+        if (probability < c.quiet_probability or still) and activity < c.off_factor * self.rest_noise:
             self._learn_neutral(xy, activity)
         turning = c.max_head_speed > 0 and self.head_speed > c.max_head_speed
-        self._run = self._run + 1 if (probability > c.on_probability and not still and not turning) else 0
+        blocked = turning or self.talking
+        self._run = self._run + 1 if (probability > c.on_probability and not still and not blocked) else 0
         if self._run < self.config.confirm_frames:
             return None
         return self._fire(stamp, probability)
@@ -240,6 +289,43 @@ class PeakActivationDetector:
         (t0, r0), (t1, r1) = self._rotations[0], self._rotations[-1]
         cos = np.clip((np.trace(r1 @ r0.T) - 1.0) / 2.0, -1.0, 1.0)
         self.head_speed = float(np.degrees(np.arccos(cos)) / max(t1 - t0, 1e-6))
+
+    def _track_talking(self, xy: np.ndarray) -> None:
+        """Lip-aperture swings over the last ``talk_window`` frames (a zigzag with hysteresis)."""
+        c = self.config
+        aperture = float(np.linalg.norm(xy[_LIP_TOP] - xy[_LIP_BOTTOM]))
+        amplitude = c.talk_amplitude
+        if c.talk_relative > 0:
+            if self._aperture:
+                self._aperture_steps.append(abs(aperture - self._aperture[-1]))
+            if self._appended % 5 == 0 or len(self._aperture_steps) < 5:
+                self._aperture_jitter = float(np.median(self._aperture_steps)) if self._aperture_steps else 0.0
+            amplitude = max(amplitude, c.talk_relative * self._aperture_jitter)
+        self._aperture.append(aperture)
+        self.talking = _swings(self._aperture, amplitude) >= c.talk_swings
+
+    def _track_still(self, motion: float) -> None:
+        """Rest face and noise level from the still frames of the last ``rest_window`` frames."""
+        c = self.config
+        self._all_motion.append(motion)
+        if self._appended % 5 == 0 or len(self._all_motion) < 5:
+            self.jitter = max(c.noise_floor, float(np.median(self._all_motion)))
+        if motion >= c.still_factor * self.jitter:
+            return
+        self._still_motion.append(motion)
+        self._still.append(self._smoothed(0))
+        self._still_count += 1
+        if self._still_count % c.neutral_update_every or len(self._still) < max(c.rest_window // 4, 2):
+            return
+        stack = np.stack(self._still)
+        center = np.median(stack, axis=0).astype(np.float32)
+        spread = float(np.median([_activity(displacement(f, center)) for f in stack]))
+        self.still_rest = center
+        self.rest_noise = max(c.noise_floor, spread)
+        self.still_jitter = max(c.noise_floor, float(np.median(self._still_motion)))
+        if c.rest_from_still and self.state is DetectorState.ARMED and self._anchor is None:
+            self.rest = center
+            self._rest_version += 1
 
     def window_event(self, stamp: float) -> PeakEvent | None:
         """The newest window as a :class:`PeakEvent` (no state change): what the predictor would see
@@ -331,6 +417,8 @@ class PeakActivationDetector:
     def _update_noise(self) -> None:
         if self._quiet_activity:
             self.noise = max(self.config.noise_floor, float(np.median(self._quiet_activity)))
+        if self.still_rest is None:
+            self.rest_noise = self.noise         # until the still-frame estimate takes over
 
     def _learn_neutral(self, xy: np.ndarray, activity: float) -> None:
         self._neutral.append(xy)
@@ -354,7 +442,7 @@ class PeakActivationDetector:
 
     def _maybe_rearm(self, activity: float, motion: float, gate: float) -> None:
         c = self.config
-        self._below = self._below + 1 if activity < c.off_factor * self.noise else 0
+        self._below = self._below + 1 if activity < c.off_factor * self.rest_noise else 0
         self._settled = self._settled + 1 if motion < c.settle_motion * gate else 0
         if self._below >= c.rearm_frames:
             self._set_anchor(None)
@@ -366,6 +454,32 @@ class PeakActivationDetector:
         self.state = DetectorState.ARMED
         self._below = self._settled = 0
         self._run = 0
+
+
+_LIP_TOP, _LIP_BOTTOM = canonical_position(13), canonical_position(14)   # inner lip centres
+
+
+def _swings(values: deque[float], amplitude: float) -> int:
+    """Reversals of direction by more than ``amplitude`` in ``values`` (zigzag with hysteresis)."""
+    it = iter(values)
+    lo = hi = next(it, 0.0)
+    direction = 0                                # +1 rising, -1 falling, 0 not yet known
+    count = 0
+    for x in it:
+        if direction >= 0:
+            if x > hi:
+                hi = x
+            elif hi - x > amplitude:
+                count += direction > 0
+                direction, lo = -1, x
+                continue
+        if direction <= 0:
+            if x < lo:
+                lo = x
+            elif x - lo > amplitude:
+                count += direction < 0
+                direction, hi = 1, x
+    return count
 
 
 def _activity(d: np.ndarray) -> float:
