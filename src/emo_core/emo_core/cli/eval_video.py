@@ -69,7 +69,11 @@ def _run(args: argparse.Namespace) -> int:
         evaluator = VideoEvaluator(stages, modes, max_frames=args.max_frames)
         for i, video in enumerate(videos):
             LOG.info("[%d/%d] %s", i + 1, len(videos), video)
-            result = evaluator.evaluate(video, progress=_bar(args, video))
+            bar = _Bar(args, video)
+            try:
+                result = evaluator.evaluate(video, progress=bar)
+            finally:
+                bar.close()
             results.append(result)
             picture = None
             if out is not None:
@@ -93,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _bar:
+class _Bar:
     """A per-video progress bar on stderr (off with --quiet)."""
 
     def __init__(self, args: argparse.Namespace, video: Path) -> None:
@@ -107,7 +111,7 @@ class _bar:
         if self._bar is not None:
             self._bar.update(n)
 
-    def __del__(self) -> None:
+    def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
 
