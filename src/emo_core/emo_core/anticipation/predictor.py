@@ -42,6 +42,7 @@ from torch import nn
 from ..errors import InputError, SchemaError
 from ..resources import data_path
 from ..schema import MP_INDICES, N_LANDMARKS
+from .confidence import blend_toward
 from .dataset import N_INPUT
 
 LOG = logging.getLogger(__name__)
@@ -421,15 +422,8 @@ class NumpyForward:
         hall = np.concatenate((x, rest), axis=1) @ self.w1
         hall *= inv_s[:, None]
         hall += self.b1
-        h = hall[:, :self.hidden]
-        np.maximum(h, 0.0, out=h)
-        h = h @ self.w2
-        h += self.b2
-        np.maximum(h, 0.0, out=h)
-        out = h @ self.w3
-        out += self.b3
-        base = (self.quarter @ x.reshape(len(x), N_INPUT, OUT_DIM))[:, 0]
-        target = out[:, :OUT_DIM] * (1.0 / inv_s)[:, None] + base
+        out = self._trunk(hall[:, :self.hidden])
+        target = out[:, :OUT_DIM] * (1.0 / inv_s)[:, None] + self._mean_frame(x)
         # Confidence: OOD score of the standardized features, through the calibration table.
         proj = hall[:, self.hidden:]
         q = (x.reshape(len(x), N_INPUT, OUT_DIM) - rest[:, None]).reshape(len(x), IN_DIM)
@@ -456,14 +450,22 @@ class NumpyForward:
             return self._paper(x), np.full(len(x), self.prior_tta, np.float32)
         h = np.concatenate((x, rest), axis=1) @ self.w1
         h += self.b1
+        out = self._trunk(h)
+        return out[:, :OUT_DIM] + self._mean_frame(x), out[:, OUT_DIM]
+
+    def _trunk(self, h: np.ndarray) -> np.ndarray:
+        """The delta/relative MLP after its first layer: ReLU, layer 2, ReLU, output (in place on ``h``)."""
         np.maximum(h, 0.0, out=h)
         h = h @ self.w2
         h += self.b2
         np.maximum(h, 0.0, out=h)
         out = h @ self.w3
         out += self.b3
-        base = (self.quarter @ x.reshape(len(x), N_INPUT, OUT_DIM))[:, 0]
-        return out[:, :OUT_DIM] + base, out[:, OUT_DIM]
+        return out
+
+    def _mean_frame(self, x: np.ndarray) -> np.ndarray:
+        """(B, 226) mean of the 4 input frames: the output's "no motion" base."""
+        return (self.quarter @ x.reshape(len(x), N_INPUT, OUT_DIM))[:, 0]
 
     def _paper(self, x: np.ndarray) -> np.ndarray:
         h = x
@@ -492,8 +494,8 @@ class Prediction:
 
     def blended(self, now: np.ndarray) -> np.ndarray:
         """``now + confidence * (target - now)``: toward mimicry (the face ``now``) as confidence falls."""
-        now = np.asarray(now, np.float32)[..., :2]
-        return now + np.float32(self.confidence) * (self.target - now)
+        return blend_toward(now, self.target, self.confidence)
+
 
 
 class ExpressionPredictor:

@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from ..anticipation.detector import DetectorConfig, PeakActivationDetector, PeakEvent
+from ..anticipation.confidence import blend_toward
 from ..anticipation.retarget import Retargeter
 from ..errors import ConfigError, InputError
 from ..perception.filter import OneEuroConfig, OneEuroFilter
@@ -362,11 +363,10 @@ class CoexpressionPipeline:
         prediction = self.predictor.predict_event(event)
         durations["predict"] = durations.get("predict", 0.0) + timer() - t
         tta = float(np.clip(prediction.time_to_apex, self.config.min_time_to_apex_s, self.config.max_time_to_apex_s))
-        target = np.asarray(prediction.target, np.float32)
-        confidence = float(np.clip(getattr(prediction, "confidence", 1.0), 0.0, 1.0))
+        target = prediction.target
+        confidence = getattr(prediction, "confidence", 1.0)     # the ROS stand-in's fields carry it too
         if self.config.confidence_blend and confidence < 1.0:
-            now = np.asarray(event.window[-1], np.float32)
-            target = now + np.float32(confidence) * (target - now)
+            target = blend_toward(event.window[-1], target, confidence)
         t = timer()
         robot = self.retarget(target, self.rest if self.rest is not None else event.rest)
         durations["retarget"] = durations.get("retarget", 0.0) + timer() - t

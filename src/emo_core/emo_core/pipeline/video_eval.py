@@ -215,10 +215,18 @@ def _baseline(times: np.ndarray, faces: np.ndarray, spec: EpisodeSpec, onset: fl
     return faces[inside].mean(axis=0)
 
 
-def ground_truth(stages: Stages, faces_xy: np.ndarray, times: np.ndarray, spec: EpisodeSpec) -> Truth | None:
+def human_faces(stages: Stages, faces_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The human's resting face and every frame retargeted to the robot (frames without a face
+    interpolated): what each episode's human curve projects. Computed once per recording."""
+    rest = human_rest(faces_xy)
+    return rest, stages.retargeter(_filled(faces_xy).astype(np.float32), rest)
+
+
+def ground_truth(stages: Stages, faces_xy: np.ndarray, times: np.ndarray, spec: EpisodeSpec,
+                 human: tuple[np.ndarray, np.ndarray] | None = None) -> Truth | None:
     """The offline peak activation of one expression episode, and the human's curve over it
-    (``times``: the frames' media time, the episodes' time base)."""
-    n = len(faces_xy)
+    (``times``: the frames' media time, the episodes' time base; ``human``: :func:`human_faces`
+    of the recording, computed here when not given)."""
     a = int(np.searchsorted(times, spec.start - 1e-9, side="left"))
     b = int(np.searchsorted(times, spec.end + 1e-9, side="right")) - 1
     if b - a + 1 < MIN_EPISODE_FRAMES:
@@ -237,12 +245,10 @@ def ground_truth(stages: Stages, faces_xy: np.ndarray, times: np.ndarray, spec: 
     around = around[np.all(np.isfinite(around), axis=(1, 2))]
     apex_face = (around.mean(axis=0) if len(around) else filled[peak.arrival_frame]).astype(np.float32)
     onset = float(times[a + peak.peak_frame])
-    all_filled = _filled(faces_xy)
-    rest = human_rest(faces_xy)
-    human = stages.retargeter(all_filled.astype(np.float32), rest)
-    base = _baseline(times, human, spec, onset)
+    rest, retargeted = human if human is not None else human_faces(stages, faces_xy)
+    base = _baseline(times, retargeted, spec, onset)
     direction = stages.retargeter(apex_face, rest) - base
-    curve = smooth(times, _project(human, base, direction))
+    curve = smooth(times, _project(retargeted, base, direction))
     return Truth(spec, onset, apex_frame, apex_face, direction, curve,
                  crossing_time(times, curve, APEX_FRACTION, spec.start, spec.end),
                  crossing_time(times, curve, HALF_FRACTION, spec.start, spec.end))
@@ -351,7 +357,9 @@ class VideoEvaluator:
             specs, origin = truth_episodes(video), "clip ground truth"
         if specs is None:
             specs, origin = auto_episodes(xy, times), "auto"
-        truths = [t for t in (ground_truth(self.stages, xy, times, s) for s in specs if s.kind == "expression")
+        # No face at all: every episode fails its missing-face check before it needs the human faces.
+        human = human_faces(self.stages, xy) if np.isfinite(xy).all(axis=(1, 2)).any() else None
+        truths = [t for t in (ground_truth(self.stages, xy, times, s, human) for s in specs if s.kind == "expression")
                   if t is not None]
         track = {"metric": np.asarray(metric, np.float32), "det": np.all(np.isfinite(xy), axis=(1, 2)),
                  "rot": np.asarray(rotation, np.float64), "scale": np.asarray(scale, np.float64), "ts": times}
@@ -377,13 +385,11 @@ class VideoEvaluator:
             for event, ft in zip(r.events, fire_times):
                 if t.spec.start <= ft <= t.spec.end:
                     prediction = self.stages.predictor.predict_event(event)
-                    now = np.asarray(event.window[-1], np.float64)
-                    c = float(np.clip(getattr(prediction, "confidence", 1.0), 0.0, 1.0))
-                    blended = now + c * (np.asarray(prediction.target, np.float64) - now)
+                    now = event.window[-1]
                     r.model_errors.append(float(np.abs(prediction.target - t.apex_face).mean()))
-                    r.blended_errors.append(float(np.abs(blended - t.apex_face).mean()))
+                    r.blended_errors.append(float(np.abs(prediction.blended(now) - t.apex_face).mean()))
                     r.mimicry_errors.append(float(np.abs(now - t.apex_face).mean()))
-                    r.confidences.append(c)
+                    r.confidences.append(prediction.confidence)
         spans = [s for s in r.specs if s.kind == "expression"]
         inside = np.zeros(len(fire_times), bool)
         for s in spans:
