@@ -270,6 +270,23 @@ def test_rearms_where_the_face_settles_and_fires_on_the_next_expression():
     np.testing.assert_allclose(second.rest, face(0.0), atol=1e-6)      # the predictor still gets the neutral
 
 
+def test_rearm_timeout_rearms_a_face_that_never_settles():
+    """A face that keeps moving after a firing (a real tracker's face rarely looks still) re-arms
+    rearm_timeout_s after the firing, against the face of that moment; off, it stays fired."""
+    lifts = [0.0] * 20 + list(np.linspace(0.0, 0.6, 61))
+    cfg = DetectorConfig(confirm_frames=2, rearm_frames=5, settle_frames=0)
+    fired_off = [i for i, _ in feed(PeakActivationDetector(cfg, scorer=LipScorer()), lifts)]
+    timed = PeakActivationDetector(DetectorConfig(confirm_frames=2, rearm_frames=5, settle_frames=0,
+                                                  rearm_timeout_s=0.5), scorer=LipScorer())
+    fired_on = [i for i, _ in feed(timed, lifts)]
+    assert fired_off == [23]
+    assert fired_on[0] == 23 and len(fired_on) >= 2
+    # 0.5 s = 15 frames after the firing it re-arms, and the still-rising face fires again at once.
+    assert 38 <= fired_on[1] <= 41
+    with pytest.raises(ConfigError):
+        DetectorConfig(rearm_timeout_s=-1.0)
+
+
 def test_settled_expression_that_returns_to_rest_drops_its_anchor():
     det = PeakActivationDetector(DetectorConfig(confirm_frames=2, rearm_frames=5, settle_frames=8), scorer=LipScorer())
     rise = list(np.linspace(0.0, 0.2, 21))

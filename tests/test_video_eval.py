@@ -66,6 +66,27 @@ def test_eval_video_reports_the_contract_on_the_bundled_clip(clip_report):
         assert track["truth"].shape == (1, 5) and json.loads(str(track["spans"]))[0][2] == "expression"
 
 
+def test_a_replayed_track_measures_what_the_video_measured(clip_report, tmp_path):
+    """The track written by --tracks replays without MediaPipe to the very same figures."""
+    track = Path(clip_report["_out"]) / "tracks" / "demo_clip.mp4.npz"
+    done = _emo("eval", "video", str(track), "--json", "--quiet", "--tracks", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    replayed, video = json.loads(done.stdout)["videos"][0], clip_report["videos"][0]
+    for key in CONTRACT + ("fired_s", "per_episode", "episodes"):
+        assert replayed[key] == video[key], key
+    with np.load(track) as a, np.load(tmp_path / "demo_clip.mp4.npz") as b:
+        for key in ("metric", "det", "ts", "truth"):
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_a_file_that_is_no_track_is_one_line(tmp_path):
+    bad = tmp_path / "x.npz"
+    np.savez(bad, ts=np.arange(3.0))
+    done = _emo("eval", "video", str(bad))
+    assert done.returncode == 2 and "not a landmark track" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
 def test_sidecar_episodes_are_read_and_checked(tmp_path):
     video = tmp_path / "clip.mp4"
     assert load_episodes(video) is None

@@ -71,6 +71,11 @@ class DetectorConfig:
     #: (re-arm only at rest).
     settle_motion: float = 1.0
     settle_frames: int = 8
+    #: Re-arm at the latest this long after a firing (seconds), against the face of that moment
+    #: (an anchor, as for a settled face). A real tracker's face rarely looks "still" by the noise
+    #: level's yardstick, so without it a detector that fired once could stay disarmed through the
+    #: next expressions. 0: off (re-arm only at rest or where the face settles).
+    rearm_timeout_s: float = 0.0
     history: int = 4                     # frames in the window handed to the predictor
     #: Frames over which the gates' lips/brows motion is measured (the ``min_motion`` and settle gates).
     motion_lag: int = 3
@@ -126,8 +131,8 @@ class DetectorConfig:
             raise ConfigError("detector: need rest_window >= 0 and still_factor > 0")
         if self.talk_window < 0 or self.talk_amplitude <= 0 or self.talk_swings < 1 or self.talk_relative < 0:
             raise ConfigError("detector: need talk_window >= 0, talk_amplitude > 0 and talk_swings >= 1")
-        if self.min_motion < 0 or self.settle_motion < 0 or self.settle_frames < 0:
-            raise ConfigError("detector: min_motion, settle_motion and settle_frames must be >= 0")
+        if self.min_motion < 0 or self.settle_motion < 0 or self.settle_frames < 0 or not self.rearm_timeout_s >= 0:
+            raise ConfigError("detector: min_motion, settle_motion, settle_frames and rearm_timeout_s must be >= 0")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "DetectorConfig":
@@ -195,6 +200,7 @@ class PeakActivationDetector:
         self._run = 0
         self._below = 0
         self._since_fire = 0                     # frames scored since the last firing
+        self._fired_at = 0.0                     # stamp of the last firing
         self._index = -1
         self._rest_version = 0
         self._appended = 0                       # frames appended to the history so far
@@ -262,7 +268,7 @@ class PeakActivationDetector:
         gate = self.motion_noise if c.motion_window else (self.still_jitter if c.rest_window else self.noise)
         if self.state is DetectorState.FIRED:
             self._since_fire += 1
-            self._maybe_rearm(activity, motion, gate)
+            self._maybe_rearm(activity, motion, gate, stamp)
             return None
         if self._anchor is not None and activity < c.off_factor * self.rest_noise:
             self._set_anchor(None)           # back at rest: score against the neutral again
@@ -434,13 +440,14 @@ class PeakActivationDetector:
         self._below = self._settled = 0
         self._run = 0
         self._since_fire = 0
+        self._fired_at = stamp
         n = self.config.history
         return PeakEvent(stamp=stamp, frame_index=self._index,
                          window=np.stack(list(self._xy)[-n:]),
                          window_stamps=np.array(list(self._stamps)[-n:]),
                          rest=self.rest.copy(), activation=probability)
 
-    def _maybe_rearm(self, activity: float, motion: float, gate: float) -> None:
+    def _maybe_rearm(self, activity: float, motion: float, gate: float, stamp: float) -> None:
         c = self.config
         self._below = self._below + 1 if activity < c.off_factor * self.rest_noise else 0
         self._settled = self._settled + 1 if motion < c.settle_motion * gate else 0
@@ -449,6 +456,9 @@ class PeakActivationDetector:
         elif c.settle_frames and self._settled >= c.settle_frames:
             self._set_anchor(self._smoothed(0))
             LOG.debug("face settled away from rest: re-armed against it")
+        elif c.rearm_timeout_s > 0 and stamp - self._fired_at >= c.rearm_timeout_s:
+            self._set_anchor(self._smoothed(0))
+            LOG.debug("re-armed %.2f s after the firing, against the present face", stamp - self._fired_at)
         else:
             return
         self.state = DetectorState.ARMED

@@ -11,6 +11,8 @@ from pathlib import Path
 from ..errors import InputError
 
 LOG = logging.getLogger(__name__)
+#: A PATH with this suffix is a landmark track written by ``--tracks``: replayed without MediaPipe.
+TRACK_SUFFIX = ".npz"
 
 
 def _videos(paths: list[str]) -> list[Path]:
@@ -22,6 +24,7 @@ def _videos(paths: list[str]) -> list[Path]:
         p = Path(name)
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
+            found = found or sorted(q for q in p.iterdir() if q.suffix.lower() == TRACK_SUFFIX)
             if found:
                 out.extend(found)
             elif any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir()):
@@ -29,7 +32,7 @@ def _videos(paths: list[str]) -> list[Path]:
             else:
                 raise InputError(f"{p}: no videos or image frames in this folder")
         elif p.is_file():
-            out.append(p)
+            out.append(p)            # a video, or a landmark track (.npz) written by --tracks
         else:
             raise InputError(f"{p}: no such video")
     return out
@@ -71,7 +74,8 @@ def _run(args: argparse.Namespace) -> int:
             LOG.info("[%d/%d] %s", i + 1, len(videos), video)
             bar = _Bar(args, video)
             try:
-                result = evaluator.evaluate(video, progress=bar)
+                result = (evaluator.evaluate_track(video, progress=bar) if video.suffix.lower() == TRACK_SUFFIX
+                          else evaluator.evaluate(video, progress=bar))
             finally:
                 bar.close()
             results.append(result)
@@ -81,7 +85,8 @@ def _run(args: argparse.Namespace) -> int:
                 picture.chmod(0o644)
             reports.append(video_report(result, names, picture))
             if tracks is not None:
-                atomic_save_npz(tracks / f"{video.name}.npz", **track_arrays(result)).chmod(0o644)
+                name = video.name if video.suffix.lower() == TRACK_SUFFIX else f"{video.name}{TRACK_SUFFIX}"
+                atomic_save_npz(tracks / name, **track_arrays(result)).chmod(0o644)
     report = {"videos": reports, "pooled": {"videos": len(results), **summary(results, names)},
               "models": stages.describe(),
               "rules": {"apex": "first 95 % of the episode maximum", "half_rise": "first 50 %",
@@ -98,16 +103,19 @@ def _run(args: argparse.Namespace) -> int:
 
 
 class _Bar:
-    """A per-video progress bar on stderr (off with --quiet)."""
+    """A per-video progress bar on stderr (off with --quiet), opened at the first frame so that a
+    file that is no video or track fails with its one-line error alone."""
 
     def __init__(self, args: argparse.Namespace, video: Path) -> None:
         self._bar = None
-        if not args.quiet:
-            from tqdm import tqdm
-
-            self._bar = tqdm(desc=video.name[:30], unit="frame", leave=False, file=sys.stderr)
+        self._on = not args.quiet
+        self._name = video.name[:30]
 
     def __call__(self, n: int) -> None:
+        if self._bar is None and self._on:
+            from tqdm import tqdm
+
+            self._bar = tqdm(desc=self._name, unit="frame", leave=False, file=sys.stderr)
         if self._bar is not None:
             self._bar.update(n)
 
@@ -139,7 +147,9 @@ def register(registry) -> None:
         description="Runs the in-process pipeline in both modes against the simulated robot on each video and "
                     "measures it against the video's own landmarks (episodes from a VIDEO.episodes.json sidecar, "
                     "or found from motion). Prints one JSON object with --json.")
-    p.add_argument("paths", nargs="+", metavar="PATH", help="video files (or folders of them)")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="video files (or folders of them), or landmark tracks (.npz, written by --tracks) to replay "
+                        "without MediaPipe: the same pipelines on the recorded faces, the episodes from the track")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.add_argument("--out", default=None, help="folder for report.json and a timeline picture per video")
     p.add_argument("--tracks", default=None,

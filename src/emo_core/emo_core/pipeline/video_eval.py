@@ -45,7 +45,7 @@ import numpy as np
 
 from ..anticipation.peak import PeakConfig, peak_activation
 from ..errors import InputError
-from ..schema import N_LANDMARKS
+from ..schema import N_LANDMARKS, Face
 from .core import Mode
 from .models import Stages
 from .run import ModeRun, ModeRunner, human_rest
@@ -299,59 +299,52 @@ class VideoEvaluator:
         self.max_frames = max_frames
 
     def evaluate(self, video: str | Path, progress: Callable[[int], None] | None = None) -> VideoResult:
+        """Landmarks from the video (MediaPipe, once per frame), then every mode on them."""
         from ..perception.extractor import ExtractorConfig, FaceLandmarkExtractor
         from ..perception.sources import open_source
 
         source = open_source(str(video))
-        specs = load_episodes(video)
         until = evaluate_until(video)
         extractor = FaceLandmarkExtractor(ExtractorConfig(max_faces=1))
-        pipelines = {m: self.stages.pipeline(m, extractor=extractor if i == 0 else None)
-                     for i, m in enumerate(self.modes)}
-        robots = {m: SimRobot(self.stages.twin, config=self.sim) for m in self.modes}
-        faces_xy: list[np.ndarray] = []
-        stamps: list[float] = []
-        metric: list[np.ndarray] = []
-        rotation: list[np.ndarray] = []
-        scale: list[float] = []
+        feeder = _Feeder(self.stages, self.modes, self.sim, extractor)
         try:
-            for robot in robots.values():
-                robot.start()
-            runners = {m: ModeRunner(pipelines[m], robots[m]) for m in self.modes}
             with source:
-                fps = float(source.fps)
                 for frame in source:
                     if until is not None and frame.stamp > until:
                         break
-                    first = pipelines[self.modes[0]].process_frame(frame.image, frame.stamp, source.name)
-                    results = {self.modes[0]: first}
-                    for m in self.modes[1:]:
-                        results[m] = pipelines[m].process_face(first.face, frame.stamp)
-                    for m in self.modes:
-                        runners[m].feed(results[m])
-                    face = first.face
-                    faces_xy.append(face.metric[:, :2].astype(np.float32) if face.detected
-                                    else np.full((N_LANDMARKS, 2), np.nan, np.float32))
-                    metric.append(face.metric if face.detected else np.full((N_LANDMARKS, 3), np.nan, np.float32))
-                    rotation.append(face.head_rotation if (face.detected and face.head_rotation is not None)
-                                    else np.full((3, 3), np.nan))
-                    scale.append(face.head_scale_px if face.detected else np.nan)
-                    stamps.append(float(frame.stamp))
+                    feeder.frame(frame.image, frame.stamp, source.name)
                     if progress is not None:
                         progress(1)
-                    if self.max_frames is not None and len(stamps) >= self.max_frames:
+                    if self.max_frames is not None and feeder.count >= self.max_frames:
                         break
-            if not stamps:
-                raise InputError(f"{video}: no frames")
-            runs = {m.value: runners[m].finish(stamps[-1]) for m in self.modes}
+            runs, events = feeder.finish(video)
         finally:
-            for robot in robots.values():
-                robot.stop()
+            feeder.stop()
             extractor.close()
-        xy = np.stack(faces_xy)
-        times = np.asarray(stamps, np.float64)
-        if len(times) > 1:
-            fps = 1.0 / max(float(np.median(np.diff(times))), 1e-3)
+        return self._result(video, feeder, runs, events, load_episodes(video))
+
+    def evaluate_track(self, path: str | Path, progress: Callable[[int], None] | None = None) -> VideoResult:
+        """Replay a landmark track written by ``--tracks`` (:func:`track_arrays`): the same
+        pipelines on the recorded faces, without MediaPipe; the episodes come from the track."""
+        track = load_track(path)
+        feeder = _Feeder(self.stages, self.modes, self.sim, None)
+        try:
+            for face in track_faces(track):
+                feeder.face(face)
+                if progress is not None:
+                    progress(1)
+                if self.max_frames is not None and feeder.count >= self.max_frames:
+                    break
+            runs, events = feeder.finish(path)
+        finally:
+            feeder.stop()
+        return self._result(path, feeder, runs, events, track_specs(track))
+
+    def _result(self, video: str | Path, feeder: "_Feeder", runs: dict[str, ModeRun], events: list[Any],
+                specs: list[EpisodeSpec] | None) -> VideoResult:
+        xy = np.stack(feeder.faces_xy)
+        times = np.asarray(feeder.stamps, np.float64)
+        fps = 1.0 / max(float(np.median(np.diff(times))), 1e-3) if len(times) > 1 else feeder.fps
         origin = "sidecar"
         if specs is None:
             specs, origin = truth_episodes(video), "clip ground truth"
@@ -361,10 +354,10 @@ class VideoEvaluator:
         human = human_faces(self.stages, xy) if np.isfinite(xy).all(axis=(1, 2)).any() else None
         truths = [t for t in (ground_truth(self.stages, xy, times, s, human) for s in specs if s.kind == "expression")
                   if t is not None]
-        track = {"metric": np.asarray(metric, np.float32), "det": np.all(np.isfinite(xy), axis=(1, 2)),
-                 "rot": np.asarray(rotation, np.float64), "scale": np.asarray(scale, np.float64), "ts": times}
-        result = VideoResult(str(video), fps, len(stamps), origin, specs, truths, runs,
-                             list(pipelines[Mode.COEXPRESSION].events), times, track)
+        track = {"metric": np.asarray(feeder.metric, np.float32), "det": np.all(np.isfinite(xy), axis=(1, 2)),
+                 "rot": np.asarray(feeder.rotation, np.float64), "scale": np.asarray(feeder.scale, np.float64),
+                 "ts": times}
+        result = VideoResult(str(video), fps, len(times), origin, specs, truths, runs, events, times, track)
         self._measure(result)
         return result
 
@@ -424,6 +417,107 @@ def _union_length(spans: list[tuple[float, float]]) -> float:
         total += b - max(a, end)
         end = b
     return total
+
+
+class _Feeder:
+    """One pipeline and one simulated robot per mode, fed frame by frame; keeps the faces seen."""
+
+    def __init__(self, stages: Stages, modes: Sequence[Mode], sim: SimConfig, extractor: Any) -> None:
+        self.modes = tuple(modes)
+        self.pipelines = {m: stages.pipeline(m, extractor=extractor if i == 0 else None)
+                          for i, m in enumerate(self.modes)}
+        self.robots = {m: SimRobot(stages.twin, config=sim) for m in self.modes}
+        self.faces_xy: list[np.ndarray] = []
+        self.stamps: list[float] = []
+        self.metric: list[np.ndarray] = []
+        self.rotation: list[np.ndarray] = []
+        self.scale: list[float] = []
+        self.fps = 30.0
+        self._started: list[SimRobot] = []
+        for robot in self.robots.values():
+            robot.start()
+            self._started.append(robot)
+        self.runners = {m: ModeRunner(self.pipelines[m], self.robots[m]) for m in self.modes}
+
+    @property
+    def count(self) -> int:
+        return len(self.stamps)
+
+    def frame(self, image: np.ndarray, stamp: float, camera: str) -> None:
+        """A camera frame: the first mode's pipeline extracts the face, the others reuse it."""
+        first = self.pipelines[self.modes[0]].process_frame(image, stamp, camera)
+        self._feed(first, stamp)
+
+    def face(self, face: Face) -> None:
+        """A recorded face (no extractor)."""
+        self._feed(self.pipelines[self.modes[0]].process_face(face, face.stamp), face.stamp)
+
+    def _feed(self, first: Any, stamp: float) -> None:
+        results = {self.modes[0]: first}
+        for m in self.modes[1:]:
+            results[m] = self.pipelines[m].process_face(first.face, stamp)
+        for m in self.modes:
+            self.runners[m].feed(results[m])
+        face = first.face
+        self.faces_xy.append(face.metric[:, :2].astype(np.float32) if face.detected
+                             else np.full((N_LANDMARKS, 2), np.nan, np.float32))
+        self.metric.append(face.metric if face.detected else np.full((N_LANDMARKS, 3), np.nan, np.float32))
+        self.rotation.append(face.head_rotation if (face.detected and face.head_rotation is not None)
+                             else np.full((3, 3), np.nan))
+        self.scale.append(face.head_scale_px if face.detected else np.nan)
+        self.stamps.append(float(stamp))
+
+    def finish(self, video: str | Path) -> tuple[dict[str, ModeRun], list[Any]]:
+        if not self.stamps:
+            raise InputError(f"{video}: no frames")
+        runs = {m.value: self.runners[m].finish(self.stamps[-1]) for m in self.modes}
+        return runs, list(self.pipelines[Mode.COEXPRESSION].events)
+
+    def stop(self) -> None:
+        for robot in self._started:
+            robot.stop()
+
+
+TRACK_KEYS = ("metric", "det", "rot", "scale", "ts", "spans")
+
+
+def load_track(path: str | Path) -> dict[str, np.ndarray]:
+    """A landmark track written by ``emo eval video --tracks`` (InputError if it is not one)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            track = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise InputError(f"{path}: not a landmark track ({exc})") from None
+    missing = [k for k in TRACK_KEYS if k not in track]
+    if missing:
+        raise InputError(f"{path}: not a landmark track (missing {', '.join(missing)})")
+    n = len(track["ts"])
+    if n == 0 or track["metric"].shape != (n, N_LANDMARKS, 3) or track["rot"].shape != (n, 3, 3) or len(track["det"]) != n:
+        raise InputError(f"{path}: landmark track arrays do not match ({n} stamps)")
+    if not np.all(np.isfinite(track["ts"])) or np.any(np.diff(track["ts"]) <= 0):
+        raise InputError(f"{path}: landmark track stamps must be finite and increasing")
+    return track
+
+
+def track_faces(track: dict[str, np.ndarray]) -> list[Face]:
+    """The track's frames as :class:`Face` objects (metric points, head rotation, stamp)."""
+    out = []
+    for metric, det, rot, scale, stamp in zip(track["metric"], track["det"], track["rot"], track["scale"], track["ts"]):
+        if not det or not np.all(np.isfinite(metric)):
+            out.append(Face.missing(float(stamp)))
+            continue
+        out.append(Face(detected=True, confidence=1.0, metric=np.asarray(metric, np.float32), stamp=float(stamp),
+                        head_rotation=np.asarray(rot, np.float64) if np.all(np.isfinite(rot)) else None,
+                        head_scale_px=float(scale) if np.isfinite(scale) else 0.0))
+    return out
+
+
+def track_specs(track: dict[str, np.ndarray]) -> list[EpisodeSpec]:
+    try:
+        rows = json.loads(str(track["spans"]))
+        return [EpisodeSpec(float(a), float(b), str(kind), str(label)) for a, b, kind, label in rows]
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"landmark track: bad spans ({exc})") from None
 
 
 # ----------------------------------------------------------------------------- reports
