@@ -56,3 +56,26 @@ def test_gap_restarts_and_bad_input_is_refused():
             OneEuroConfig(**bad)
     with pytest.raises(ConfigError):
         OneEuroConfig.from_dict({"cutoff": 1.0})
+
+
+def test_linear_slope_is_exact_on_a_ramp_averages_noise_and_restarts_on_gaps():
+    from emo_core.perception.filter import LinearSlope
+
+    slope = LinearSlope(frames=8)
+    ramp = [slope(np.full((3, 2), 2.0 * i / FPS), i / FPS) for i in range(12)]
+    assert np.all(ramp[0] == 0.0)                                 # one sample: no velocity yet
+    np.testing.assert_allclose(ramp[-1], 2.0, atol=1e-9)           # units per second, from the stamps
+    # On a still noisy signal the slope over 8 samples is far quieter than the two-sample difference.
+    rng = np.random.default_rng(0)
+    noise = rng.normal(scale=0.01, size=(400, 1))
+    s8 = LinearSlope(frames=8)
+    s2 = LinearSlope(frames=2)
+    v8 = np.array([s8(x, i / FPS) for i, x in enumerate(noise)])[10:]
+    v2 = np.array([s2(x, i / FPS) for i, x in enumerate(noise)])[10:]
+    assert v8.std() < 0.2 * v2.std()
+    # A gap longer than max_gap_s restarts it: the first sample after it has no velocity.
+    assert np.all(slope(np.ones((3, 2)), 10.0) == 0.0)
+    with pytest.raises(InputError):
+        slope(np.full((3, 2), np.nan), 10.1)
+    with pytest.raises(ConfigError):
+        LinearSlope(frames=1)

@@ -579,3 +579,24 @@ def test_filter_lead_commands_the_smoothed_face_ahead_now(twin, retargeter) -> N
     assert np.diff(c[still], 2).std() < 1.5 * np.diff(m[still], 2).std()
     with pytest.raises(ConfigError):
         PipelineConfig(lag_lead="filter")
+
+
+def test_slope_lead_commands_the_face_ahead_by_its_averaged_velocity(twin, retargeter) -> None:
+    """lag_lead 'slope': the raw face plus lag_lead_s x its least-squares velocity, executed now;
+    ahead of mimicry in the rise, and far quieter at rest than the driver's lead of each frame's step."""
+    frames, onset, apex = smile_sequence(noise=0.004)
+    cfg = dict(mode=Mode.COEXPRESSION, anticipate=False, lag_lead="slope", lag_lead_frames=8)
+    coex = CoexpressionPipeline(StandInPredictor(), StandInInverse(twin), retargeter, twin.calm_commands(),
+                                config=PipelineConfig(**cfg), detector=ThresholdDetector())
+    mimic = make_pipeline(Mode.MIMICRY, twin, retargeter)
+    k = COMMAND_NAMES.index("mouth_corner_up")
+    results = run_frames(coex, frames)
+    c = np.array([r.command.positions[k] for r in results])
+    m = np.array([r.command.positions[k] for r in run_frames(mimic, frames)])
+    assert all(r.command.execute_at is None for r in results[10:])
+    mid = (onset + apex) // 2
+    assert c[mid] > m[mid] + 0.01
+    still = slice(12, onset - 2)
+    assert np.diff(c[still], 2).std() < 1.5 * np.diff(m[still], 2).std()
+    with pytest.raises(ConfigError):
+        PipelineConfig(lag_lead="slope", lag_lead_frames=1)

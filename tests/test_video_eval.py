@@ -79,6 +79,29 @@ def test_a_replayed_track_measures_what_the_video_measured(clip_report, tmp_path
             np.testing.assert_array_equal(a[key], b[key])
 
 
+def test_eval_detector_replays_the_detector_to_eval_videos_figures(clip_report, tmp_path):
+    """emo eval detector on a track: the same detector block as emo eval video, plus the AUC."""
+    tracks = Path(clip_report["_out"]) / "tracks"
+    done = _emo("eval", "detector", str(tracks), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    video, replayed = clip_report["videos"][0], report["tracks"][0]
+    assert replayed["fired_s"] == video["fired_s"]
+    for key in ("fired_per_episode", "fired_before_half_rise", "false_per_minute", "episodes", "false_firings"):
+        assert replayed[key] == video["detector"][key], key
+    assert 0.5 < replayed["auc"] <= 1.0 and report["pooled"]["tracks"] == 1
+    done = _emo("eval", "detector", str(tmp_path))
+    assert done.returncode == 2 and "no landmark tracks" in done.stderr
+
+
+def test_auc_counts_ties_half_and_ignores_nans():
+    from emo_core.pipeline.detector_eval import _auc
+    assert _auc(np.array([0.9, 0.8]), np.array([0.1, 0.2])) == 1.0
+    assert _auc(np.array([0.5, np.nan]), np.array([0.5])) == 0.5
+    assert _auc(np.array([0.1]), np.array([0.9, 0.2])) == 0.0
+    assert _auc(np.zeros(0), np.array([0.1])) is None
+
+
 def test_a_file_that_is_no_track_is_one_line(tmp_path):
     bad = tmp_path / "x.npz"
     np.savez(bad, ts=np.arange(3.0))

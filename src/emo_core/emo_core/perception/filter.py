@@ -106,3 +106,44 @@ class OneEuroFilter:
         self._x += _alpha(cutoff, dt) * (arr - self._x)
         self._t = float(stamp)
         return self._x.copy()
+
+
+class LinearSlope:
+    """Causal velocity of a signal: the least-squares slope over its last ``frames`` samples
+    (units per second, from the samples' stamps). The servo-lag lead multiplies a velocity by
+    ~0.2 s; a two-sample difference passes each frame's landmark noise to the goals amplified
+    ~6x at 30 fps, a slope over N samples averages it down (its noise falls as N^-1.5) at the
+    cost of estimating the velocity of ~N/2 frames ago. The position is left as it is.
+    A gap longer than ``max_gap_s`` restarts it."""
+
+    def __init__(self, frames: int = 8, max_gap_s: float = 0.25) -> None:
+        if frames < 2:
+            raise ConfigError(f"slope: need at least 2 frames, got {frames}")
+        if not (math.isfinite(max_gap_s) and max_gap_s > 0):
+            raise ConfigError("slope: max_gap_s must be > 0")
+        self.frames = int(frames)
+        self.max_gap_s = float(max_gap_s)
+        self.reset()
+
+    def reset(self) -> None:
+        self._t: list[float] = []
+        self._x: list[np.ndarray] = []
+
+    def __call__(self, x: np.ndarray, stamp: float) -> np.ndarray:
+        """Add a sample; the slope over the samples kept (zeros until there are two)."""
+        arr = np.asarray(x, np.float64)
+        if not np.all(np.isfinite(arr)) or not math.isfinite(stamp):
+            raise InputError("slope input must be finite")
+        if self._t and (stamp - self._t[-1] <= 0 or stamp - self._t[-1] > self.max_gap_s
+                        or self._x[-1].shape != arr.shape):
+            self.reset()
+        self._t.append(float(stamp))
+        self._x.append(arr.copy())
+        if len(self._t) > self.frames:
+            del self._t[0], self._x[0]
+        if len(self._t) < 2:
+            return np.zeros_like(arr)
+        t = np.asarray(self._t)
+        w = t - t.mean()
+        w /= float(np.dot(w, w))
+        return np.tensordot(w, np.stack(self._x), axes=1)

@@ -55,7 +55,7 @@ from ..anticipation.detector import DetectorConfig, PeakActivationDetector, Peak
 from ..anticipation.confidence import blend_toward
 from ..anticipation.retarget import Retargeter
 from ..errors import ConfigError, InputError
-from ..perception.filter import OneEuroConfig, OneEuroFilter
+from ..perception.filter import LinearSlope, OneEuroConfig, OneEuroFilter
 from ..schema import COMMAND_NAMES, N_COMMANDS, N_LANDMARKS, Face, Space
 
 LOG = logging.getLogger(__name__)
@@ -188,9 +188,12 @@ class PipelineConfig:
     #: arrive at its frame's stamp; the driver leads its setpoint's velocity, which differentiates
     #: each frame's step, landmark noise included) or "filter" (the controller commands the
     #: filtered face extrapolated ``lag_lead_s`` ahead along its filtered velocity, executed now;
-    #: needs ``smoothing``). ``lag_lead_s`` should be the driver's ``servo_lag_s``.
+    #: needs ``smoothing``) or "slope" (the face itself plus ``lag_lead_s`` x its least-squares
+    #: velocity over the last ``lag_lead_frames`` frames, executed now: the position is not delayed,
+    #: only the velocity is averaged). ``lag_lead_s`` should be the driver's ``servo_lag_s``.
     lag_lead: str = "driver"
     lag_lead_s: float = 0.2
+    lag_lead_frames: int = 8
     #: Hold ``now + confidence x (predicted - now)`` (``now``: the face the detector fired on) instead
     #: of the predicted face itself: as the predictor's calibrated confidence falls (a face unlike
     #: its training people), the held face falls back to mimicry. Models without a confidence give 1.
@@ -200,8 +203,10 @@ class PipelineConfig:
         object.__setattr__(self, "mode", Mode.parse(self.mode))
         if isinstance(self.smoothing, dict):
             object.__setattr__(self, "smoothing", OneEuroConfig.from_dict(self.smoothing))
-        if self.lag_lead not in ("driver", "filter"):
-            raise ConfigError(f"pipeline: lag_lead must be 'driver' or 'filter', got {self.lag_lead!r}")
+        if self.lag_lead not in ("driver", "filter", "slope"):
+            raise ConfigError(f"pipeline: lag_lead must be 'driver', 'filter' or 'slope', got {self.lag_lead!r}")
+        if not 2 <= self.lag_lead_frames <= 60:
+            raise ConfigError(f"pipeline: lag_lead_frames must be in [2, 60], got {self.lag_lead_frames}")
         if self.lag_lead == "filter" and self.smoothing is None:
             raise ConfigError("pipeline: lag_lead 'filter' needs smoothing (a One Euro filter config)")
         if not 0.0 <= self.lag_lead_s <= 2.0:
@@ -279,6 +284,7 @@ class CoexpressionPipeline:
         self._rest: np.ndarray | None = None
         smoothing = self.config.smoothing if self.config.mode is Mode.COEXPRESSION else None
         self._filter = OneEuroFilter(smoothing) if smoothing is not None else None
+        self._slope = LinearSlope(self.config.lag_lead_frames) if self.config.lag_lead == "slope" else None
 
     @property
     def mode(self) -> Mode:
@@ -292,6 +298,8 @@ class CoexpressionPipeline:
         self._rest = None
         if self._filter is not None:
             self._filter.reset()
+        if self._slope is not None:
+            self._slope.reset()
 
     @property
     def rest(self) -> np.ndarray | None:
@@ -405,6 +413,9 @@ class CoexpressionPipeline:
         shown = robot
         if coex_lead and cfg.lag_lead == "filter" and self._filter is not None:
             shown = self.retarget(live + cfg.lag_lead_s * self._filter.velocity.astype(np.float32), rest)
+        elif coex_lead and self._slope is not None:
+            velocity = self._slope(live, stamp).astype(np.float32)
+            shown = self.retarget(live + cfg.lag_lead_s * velocity, rest)
         durations["retarget"] = durations.get("retarget", 0.0) + timer() - t
         source = Source.MIMIC
         if self._held_target is not None and (not cfg.release_when_overtaken
