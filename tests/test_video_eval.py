@@ -74,6 +74,13 @@ def test_a_replayed_track_measures_what_the_video_measured(clip_report, tmp_path
     replayed, video = json.loads(done.stdout)["videos"][0], clip_report["videos"][0]
     for key in CONTRACT + ("fired_s", "per_episode", "episodes"):
         assert replayed[key] == video[key], key
+    # --pipeline / --sim overrides reach the replay: mimicry's lag is the plant's, so a slower
+    # simulated servo makes mimicry later.
+    done = _emo("eval", "video", str(track), "--json", "--quiet", "--sim", "response_time_s=0.4",
+                "--pipeline", "lag_lead=slope")
+    assert done.returncode == 0, done.stderr
+    slow = json.loads(done.stdout)["videos"][0]["synchrony_ms"]["mimicry"]["median"]
+    assert slow > video["synchrony_ms"]["mimicry"]["median"] + 50
     with np.load(track) as a, np.load(tmp_path / "demo_clip.mp4.npz") as b:
         for key in ("metric", "det", "ts", "truth"):
             np.testing.assert_array_equal(a[key], b[key])
@@ -90,6 +97,13 @@ def test_eval_detector_replays_the_detector_to_eval_videos_figures(clip_report, 
     for key in ("fired_per_episode", "fired_before_half_rise", "false_per_minute", "episodes", "false_firings"):
         assert replayed[key] == video["detector"][key], key
     assert 0.5 < replayed["auc"] <= 1.0 and report["pooled"]["tracks"] == 1
+    # Overrides reach the detector: an unreachable threshold never fires.
+    done = _emo("eval", "detector", str(tracks), "--json", "--detector", "on_probability=0.9999999",
+                "--detector", "confirm_frames=100")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["tracks"][0]["fired_s"] == []
+    done = _emo("eval", "detector", str(tracks), "--detector", "confirm_frames=abc")
+    assert done.returncode == 2 and done.stderr.startswith("emo: error:")
     done = _emo("eval", "detector", str(tmp_path))
     assert done.returncode == 2 and "no landmark tracks" in done.stderr
 

@@ -41,8 +41,10 @@ def _videos(paths: list[str]) -> list[Path]:
 def _run(args: argparse.Namespace) -> int:
     from ..anticipation.blas import blas_threads
     from ..atomic import atomic_write_bytes, atomic_write_json
-    from ..pipeline.core import Mode
+    from ..pipeline.core import Mode, PipelineConfig
     from ..pipeline.demo import fast_thread_handoff
+    from ..pipeline.sim import SimConfig
+    from .overrides import apply
     from ..pipeline.models import Stages
     from ..atomic import atomic_save_npz
     from ..pipeline.video_eval import VideoEvaluator, summary, timeline_png, track_arrays, video_report
@@ -66,10 +68,13 @@ def _run(args: argparse.Namespace) -> int:
             raise InputError(f"--tracks {tracks}: cannot create ({exc.strerror})") from None
     modes = (Mode.COEXPRESSION, Mode.MIMICRY)
     names = [m.value for m in modes]
+    pipeline = apply(PipelineConfig(), args.pipeline, "--pipeline")
+    sim = apply(SimConfig(), args.sim, "--sim")
     results, reports = [], []
     with fast_thread_handoff(), blas_threads(1):
         stages = Stages.load()
-        evaluator = VideoEvaluator(stages, modes, max_frames=args.max_frames)
+        stages.pipeline_config = pipeline
+        evaluator = VideoEvaluator(stages, modes, sim=sim, max_frames=args.max_frames)
         for i, video in enumerate(videos):
             LOG.info("[%d/%d] %s", i + 1, len(videos), video)
             bar = _Bar(args, video)
@@ -157,6 +162,10 @@ def register(registry) -> None:
                         "emo sim calibration --real reads them")
     p.add_argument("--max-frames", type=int, default=None, help="stop each video after this many frames")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--pipeline", action="append", metavar="KEY=VALUE",
+                   help="override a pipeline setting (PipelineConfig field, e.g. lag_lead=slope); repeatable")
+    p.add_argument("--sim", action="append", metavar="KEY=VALUE",
+                   help="override a simulated robot setting (SimConfig field, e.g. servo_lag_s=0.3); repeatable")
     _register_detector(registry)
 
 
@@ -183,8 +192,10 @@ def _run_detector(args: argparse.Namespace) -> int:
     from ..anticipation.scorer import ExpressionScorer
     from ..pipeline.detector_eval import detector_figures, replay
 
+    from .overrides import apply
+
     tracks = _tracks(args.paths)
-    config = load_anticipation_config(args.config).detector
+    config = apply(load_anticipation_config(args.config).detector, args.detector, "--detector")
     scorer = ExpressionScorer.load(args.model)
     runs = [replay(path, config, scorer) for path in tracks]
     report = {"tracks": [{"track": r.name, "fired_s": [round(t, 3) for t in r.fired], **detector_figures([r])}
@@ -212,3 +223,6 @@ def _register_detector(registry) -> None:
     p.add_argument("--config", default=None, help="anticipation YAML (default: config/anticipation.yaml)")
     p.add_argument("--model", default=None, help="predictor directory holding the detector scorer (default: shipped)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--detector", action="append", metavar="KEY=VALUE",
+                   help="override a detector setting (the YAML's detector section, e.g. rearm_timeout_s=1.2); "
+                        "repeatable")
