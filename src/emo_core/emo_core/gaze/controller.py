@@ -26,7 +26,8 @@ base frame and sets gaze and neck targets the way people move their eyes and hea
   For the same reason a saccade is *timed*: due when the driver's lead (``servo_lag_s`` x speed)
   still fits between the eye's target and its limit, so the eye follows its setpoint exactly
   and lands then, instead of a clipped lead and a slow exponential finish; later frames keep
-  that arrival time until it has passed. Gaze and neck commands are
+  that arrival time until it has passed, and their face positions are not used until
+  ``saccade_settle_s`` after it (saccadic suppression: a landmark tracker lags a view in fast motion). Gaze and neck commands are
   due ``lead_s`` after the frame (the next command's arrival), so the driver moves them smoothly
   between frames. (Commands due *now* would make the driver's lag lead a one-cycle spike of 20x
   each frame's step: the counter-rotating eyes were thrown back by it in the first version.)
@@ -76,7 +77,7 @@ class GazeConfig:
     #: The neck only re-targets when the fixation moved this far (deg) from its goal (no creeping).
     neck_dead_band_deg: float = 1.0
     #: The neck reference stays within this (deg) of the fixation: larger shifts turn the head at once.
-    eye_comfort_deg: float = 10.0
+    eye_comfort_deg: float = 8.0
     #: Keep the eyes this far (deg) inside their servo limits.
     limit_margin_deg: float = 1.0
     #: Pursuit: weight of each new face velocity sample in its exponential average (0: no pursuit).
@@ -89,6 +90,8 @@ class GazeConfig:
     latency_s: float = 1.0 / 30.0
     #: Gaze/neck commands are due this long after their frame (the next command's arrival).
     lead_s: float = 2.0 / 30.0
+    #: Face positions are not used until this long (s) after a saccade's planned landing.
+    saccade_settle_s: float = 0.1
     #: The servo driver's lag model (servos.yaml driver.servo_lag_s): times saccades (see above).
     servo_lag_s: float = 0.2
     #: Face lost: hold this long (s), then return to centre.
@@ -212,6 +215,13 @@ class GazeController:
         self._last_dir = face_dir
         self._seen_at = stamp
         self._active = True
+        if stamp < self._arrive_at + cfg.saccade_settle_s - 1e-9:
+            # Saccadic suppression: while the eyes are in flight, and for a moment after, the
+            # landmark tracker lags the image's motion (measured in emo demo --moving: MediaPipe put
+            # the face 3-6 deg behind where it was for 3-5 frames, and re-fixating on that overshot
+            # by 20-30 %); hold the saccade's goal.
+            self._velocity[:] = 0.0
+            return GazePhase.SACCADE, error, (float(face_dir[0]), float(face_dir[1]))
         pursuit = self._velocity if float(np.hypot(*self._velocity)) >= cfg.pursuit_min_deg_s else np.zeros(2)
         if float(np.hypot(*(face_dir - self._fixation))) > cfg.dead_band_deg:
             before = self._commanded()

@@ -11,7 +11,8 @@ present positions at every control cycle:
 * ``error_p50`` / ``error_p95``: distance of the face centre from the image centre at each frame,
   as a fraction of the image width, over the frames where the person moves;
 * per jump: ``settle_ms`` (the face centre within ``on_face`` of the image centre and staying there
-  for ``hold_s``), ``neck_share`` (the neck's part of the rotation ``neck_after_s`` after the jump)
+  for ``hold_s``), ``neck_share`` (1 - what the eyes still carry of the rotation ``neck_after_s``
+  after the jump)
   and ``overshoot`` (how far the camera axis passes the new direction, fraction of the jump);
 * ``max_speed_ratio`` (fastest present joint speed / its servo's max_velocity) and
   ``within_limits`` (every present position inside the servo limits).
@@ -115,12 +116,14 @@ def jump_metrics(trace: LoopTrace, jump: int, on_face: float = 0.03, hold_s: flo
         if np.all(err_arr[i:i + hold + 1] <= on_face) and i + hold < len(err_arr):
             settle = (times[i] - t0) * 1e3
             break
+    # The neck has taken over what the eyes no longer carry: 1 - the eyes' remaining angle along the
+    # jump / the jump (for a jump from a settled pose, the neck's part of the turn; a person who
+    # walked before the jump may have left the neck behind, which this does not count against it).
     i_neck = int(np.searchsorted(times, t0 + neck_after_s))
     neck = None
     if i_neck < len(rows):
-        start = trace.cycle_joints[max(0, int(np.searchsorted(trace.cycle_times, t0)) - 1)]
-        moved = np.array([rows[i_neck][4] - start[4], rows[i_neck][3] - start[3]])
-        neck = float(moved @ unit) / size
+        eyes = np.array([rows[i_neck][0], rows[i_neck][1]])
+        neck = 1.0 - abs(float(eyes @ unit)) / size
     overshoot = max(0.0, (max(along) - size) / size)
     return {"settle_ms": None if settle is None else round(float(settle), 1),
             "neck_share": None if neck is None else round(neck, 4),
