@@ -2,8 +2,8 @@
 from .blink import ApexGate, ApexGateConfig, BlinkConfig, Blinker
 from .controller import GazeCommand, GazeConfig, GazeController, GazePhase, GazeState
 from .geometry import JOINTS, EyeCamera, GazeJoints, Pose, face_centre
-from .stage import GazeStage, GazeStep
+from .stage import BlinkStage, GazeStage, GazeStep, PoseHistory
 
-__all__ = ["ApexGate", "ApexGateConfig", "BlinkConfig", "Blinker", "EyeCamera", "GazeCommand", "GazeConfig",
+__all__ = ["ApexGate", "ApexGateConfig", "BlinkConfig", "BlinkStage", "Blinker", "EyeCamera", "GazeCommand", "GazeConfig",
            "GazeController", "GazeJoints", "GazePhase", "GazeStage", "GazeState", "GazeStep", "JOINTS", "Pose",
-           "face_centre"]
+           "PoseHistory", "face_centre"]

@@ -17,6 +17,7 @@ lost: hold, then back to centre). No ROS, no clock.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -45,6 +46,55 @@ def to_face_command(command: GazeCommand) -> FaceCommand:
     return FaceCommand(command.names, command.positions, command.stamp, command.execute_at, Source.GAZE)
 
 
+class BlinkStage:
+    """The blinker and its apex gate on a stream of expression commands (``inverse_model`` runs
+    this where it makes the command, so no second publisher ever writes the eyelids)."""
+
+    def __init__(self, calm: np.ndarray, blink: BlinkConfig | None = None, apex: ApexGateConfig | None = None) -> None:
+        self.blinker = Blinker(blink)
+        self.gate = ApexGate(calm, apex)
+
+    def reset(self) -> None:
+        self.blinker.reset()
+        self.gate.reset()
+
+    def step(self, stamp: float, expression: FaceCommand | None, held: bool) -> tuple[FaceCommand | None, float, bool]:
+        """(the command with the blink composed in -- the same object outside blinks --, closure,
+        suppressed)."""
+        suppressed = self.gate.update(stamp, None if expression is None else expression.positions, held)
+        closure = self.blinker.update(stamp, suppressed)
+        if expression is not None and closure > 0.0:
+            expression = replace(expression, positions=self.blinker.compose(expression.positions, closure))
+        return expression, closure, suppressed
+
+
+class PoseHistory:
+    """Recent joint angles by time, to look up the pose an eye-camera frame was taken at (the
+    joint states run at the control rate, frames arrive a camera latency late)."""
+
+    def __init__(self, keep_s: float = 1.0) -> None:
+        self.keep_s = float(keep_s)
+        self._items: deque[tuple[float, Pose]] = deque()
+
+    def add(self, stamp: float, pose: Pose) -> None:
+        if self._items and stamp < self._items[-1][0]:
+            self._items.clear()                  # time went backwards (a bag restarted): start over
+        self._items.append((float(stamp), pose))
+        while self._items and self._items[0][0] < stamp - self.keep_s:
+            self._items.popleft()
+
+    def at(self, stamp: float) -> Pose | None:
+        """The latest pose at or before ``stamp`` (the oldest one kept if all are later; None if empty)."""
+        if not self._items:
+            return None
+        best = self._items[0][1]
+        for t, pose in self._items:
+            if t > stamp + 1e-9:
+                break
+            best = pose
+        return best
+
+
 class GazeStage:
     """``step(stamp, face, expression_command, held, pose) -> GazeStep`` (see the module docstring)."""
 
@@ -52,15 +102,13 @@ class GazeStage:
                  gaze: GazeConfig | None = None, blink: BlinkConfig | None = None,
                  apex: ApexGateConfig | None = None, gaze_enabled: bool = True, blink_enabled: bool = True) -> None:
         self.controller = GazeController(joints, camera, gaze)
-        self.blinker = Blinker(blink)
-        self.gate = ApexGate(calm, apex)
+        self.blink = BlinkStage(calm, blink, apex)
         self.gaze_enabled = gaze_enabled
         self.blink_enabled = blink_enabled
 
     def reset(self) -> None:
         self.controller.reset()
-        self.blinker.reset()
-        self.gate.reset()
+        self.blink.reset()
 
     def step(self, stamp: float, face: Face | None, expression: FaceCommand | None, held: bool = False,
              pose: Pose | None = None) -> GazeStep:
@@ -70,11 +118,12 @@ class GazeStage:
             gaze = None if command is None else to_face_command(command)
         closure, suppressed = 0.0, False
         if self.blink_enabled:
-            suppressed = self.gate.update(stamp, None if expression is None else expression.positions, held)
-            closure = self.blinker.update(stamp, suppressed)
-            if expression is not None and closure > 0.0:
-                expression = replace(expression, positions=self.blinker.compose(expression.positions, closure))
+            expression, closure, suppressed = self.blink.step(stamp, expression, held)
         return GazeStep(expression, gaze, closure, suppressed)
+
+    @property
+    def blinker(self) -> Blinker:
+        return self.blink.blinker
 
     @property
     def state(self) -> Any:
