@@ -7,9 +7,8 @@ Statistics (docs/gaze.md has the references):
 * **Intervals.** Inter-blink intervals are irregular and right-skewed with a refractory minimum
   (Ponder & Kennedy 1927): here a refractory ``min_interval_s`` plus a gamma-distributed rest
   (shape ``interval_shape``) whose mean gives the rate.
-* **Duration.** A spontaneous blink lasts 100-400 ms (Schiffman 2001; VanderWerf et al. 2003
-  measured ~200-250 ms full lid cycles): log-normal around ``duration_median_s`` (0.2 s), clipped
-  to that range. The lid closes faster than it reopens (Evinger et al. 1991): the closing phase
+* **Duration.** A spontaneous blink lasts 100-400 ms (Schiffman 2001): log-normal around
+  ``duration_median_s`` (0.2 s), clipped to that range. The lid closes faster than it reopens (Evinger et al. 1991): the closing phase
   is ``closing_fraction`` (1/3) of the blink.
 
 Both eyes blink together (one ``eyelid_upper`` command drives both upper lids; the upper lid alone

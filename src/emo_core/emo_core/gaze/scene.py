@@ -98,7 +98,6 @@ def walking_path(seconds: float = 20.0, fps: float = 30.0, seed: int = 0, yaw_ra
     rng = np.random.default_rng(seed)
     n = int(round(seconds * fps))
     yaw, pitch, head = np.zeros(n), np.zeros(n), np.zeros(n)
-    t = 0.0
     pos = np.array([rng.uniform(-0.3, 0.3) * yaw_range, 0.0])
     i = 0
     jumps: list[int] = []
@@ -134,7 +133,6 @@ def walking_path(seconds: float = 20.0, fps: float = 30.0, seed: int = 0, yaw_ra
                     break
                 yaw[i], pitch[i] = pos
                 i += 1
-    del t
     return PersonPath(fps, yaw, pitch, head, tuple(jumps))
 
 

@@ -17,6 +17,7 @@ FaceCommands naming the gaze/neck channels; the blink is composed into the expre
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -109,8 +110,6 @@ class GazeDemo:
     def step(self, mode: Mode, result: StepResult) -> StepResult:
         """Gaze + blink for one mode's frame result: sends the gaze command to the mode's robot and
         returns the result with the blink composed into its expression command."""
-        import time
-
         t0 = time.perf_counter()
         stage = self.stages[mode]
         # Moving: every mode sees the face through the first mode's eye camera, at its present pose
