@@ -168,6 +168,7 @@ class GazeController:
         self._seen_at: float | None = None
         self._active = False
         self._arrive_at = -math.inf              # a saccade in flight lands then
+        self._neck_moved = False                 # this frame's neck step is done (by a saccade)
         self.state: GazeState | None = None
 
     # ------------------------------------------------------------------------------ stepping

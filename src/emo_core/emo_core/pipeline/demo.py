@@ -6,7 +6,9 @@ each mode's commands drive its own simulated robot (driver -> emulator -> twin) 
 output frame is composed as soon as the robots have reached that frame's time. Then the synchrony
 of each mode is measured against the clip's ground truth (when the video has a ``.json`` sidecar)
 and on held-out synthetic people, and ``side_by_side.mp4``, ``timeline.png`` and ``report.json``
-are written (each atomically).
+are written (each atomically). Beside each mode's pipeline a gaze stage (``gaze_demo.GazeDemo``)
+sends eye and neck commands to the same robot and composes blinks into the expression command;
+with ``--moving`` the eye camera's view is rendered from the robot's present gaze (closed loop).
 """
 from __future__ import annotations
 
