@@ -366,7 +366,7 @@ def test_gaze_node_looks_at_the_face_and_commands_eyes_and_neck(graph):
     faces = graph.publisher("/emo/face/landmarks_image", "emo_msgs/msg/FaceLandmarks")
     joints = graph.publisher("/emo/joint_states", "sensor_msgs/msg/JointState")
     graph.spin_until(lambda: graph.probe.count_subscribers("/emo/face/landmarks_image") > 0, timeout=10)
-    ticks = table.home_ticks().astype(float)
+    ticks = table.home_ticks.astype(float)
 
     class State:                  # the servos at home
         names = table.names

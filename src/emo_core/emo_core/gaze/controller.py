@@ -279,11 +279,9 @@ class GazeController:
     def _move_neck(self, dt: float) -> None:
         """Critically damped reference toward the neck goal, speed-limited (semi-implicit Euler in
         steps of at most 5 ms, so a slow frame rate changes nothing)."""
-        if dt <= 0:
-            return
         w = 1.0 / self.config.neck_tau_s
-        n = max(1, int(math.ceil(dt / 0.005)))
-        h = dt / n
+        n = max(1, int(math.ceil(dt / 0.005))) if dt > 0 else 0
+        h = dt / n if n else 0.0
         for _ in range(n):
             acc = w * w * (self._neck_goal - self._neck) - 2.0 * w * self._neck_v
             self._neck_v = np.clip(self._neck_v + h * acc, -self._neck_speed, self._neck_speed)
