@@ -215,3 +215,26 @@ def test_closed_loop_tracks_a_moving_person():
     assert m["moving_frames"] > 200
     assert m["error_p50"] <= 0.03 and m["error_p95"] <= 0.08
     assert m["within_limits"] and max(m["max_speed_ratio"].values()) <= 1.03
+
+
+# ------------------------------------------------------------------------------------ twin drawing
+def _dark_centroid(img: np.ndarray) -> np.ndarray:
+    """Centroid (x, y) of the pupils' near-black pixels."""
+    ys, xs = np.nonzero(img.max(axis=2) < 30)
+    return np.array([xs.mean(), ys.mean()])
+
+
+def test_twin_draws_the_gaze_and_the_neck_pose():
+    from emo_core.twin import DigitalTwin, render_face
+
+    face = DigitalTwin(seed=0).rest_face()
+    home = render_face(face, (240, 240), gaze=(0.0, 0.0), head=(0.0, 0.0, 0.0))
+    right = render_face(face, (240, 240), gaze=(20.0, 0.0), head=(0.0, 0.0, 0.0))
+    down = render_face(face, (240, 240), gaze=(0.0, 15.0), head=(0.0, 0.0, 0.0))
+    # Seen from the front: the robot looking to its right moves its pupils to the viewer's left.
+    assert _dark_centroid(right)[0] < _dark_centroid(home)[0] - 2
+    assert _dark_centroid(down)[1] > _dark_centroid(home)[1] + 1
+    turned = render_face(face, (240, 240), gaze=(0.0, 0.0), head=(0.0, 0.0, 25.0))
+    skin = lambda img: np.nonzero(np.all(np.abs(img.astype(int) - (168, 197, 226)) < 12, axis=2))[1].mean()
+    assert skin(turned) < skin(home) - 5                      # the head turned to its right: face shifts left
+    assert np.array_equal(render_face(face, (240, 240)), render_face(face, (240, 240)))

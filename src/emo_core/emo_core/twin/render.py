@@ -63,7 +63,7 @@ def render_face(points: np.ndarray, size: tuple[int, int] = (480, 480), *, title
     for side in ("right", "left"):
         _draw_eye(canvas, pts, side, to_px, thick, gaze)
         _draw_brow(canvas, pts, side, to_px)
-    _draw_nose(canvas, pts, to_px, thick)
+    _draw_nose(canvas, pts, to_px, thick, follow_eyes=head is not None)
     _draw_mouth(canvas, pts, to_px, thick, scale)
     cv2.polylines(canvas, [_px(to_px(pts[topo.JAW]))], False, SKIN_EDGE, thick, cv2.LINE_AA)
     if highlight is not None:
@@ -162,13 +162,13 @@ def _inside(canvas: np.ndarray, poly: np.ndarray, draw) -> None:
 
 
 def _turn(pts: np.ndarray, outline: np.ndarray, head: tuple[float, float, float]) -> np.ndarray:
-    """The face points turned by the neck (roll, pitch, yaw in degrees) about a pivot one face
-    height behind and half a face height below the face centre, projected orthographically."""
+    """The face points turned by the neck (roll, pitch, yaw in degrees) about a pivot half a face
+    height behind and below the face centre, projected orthographically."""
     roll, pitch, yaw = (np.radians(float(v)) for v in head)
     lo, hi = outline.min(axis=0), outline.max(axis=0)
     centre = 0.5 * (lo + hi)
     size = float(hi[1] - lo[1])
-    pivot = np.array([centre[0], centre[1] + 0.5 * size, size])
+    pivot = np.array([centre[0], centre[1] + 0.5 * size, 0.5 * size])
     p = np.column_stack([pts, np.zeros(len(pts))]) - pivot
     # Seen from the front: the robot's right is the viewer's left, so yaw to its right moves the face left.
     cy, sy = np.cos(-yaw), np.sin(-yaw)
@@ -192,8 +192,11 @@ def _draw_eye(canvas: np.ndarray, pts: np.ndarray, side: str, to_px: _Fit, thick
     eye_width = float(np.linalg.norm(corners[1] - corners[0]))
     if gaze is not None:
         # About a third of the eye's width for the eyes' +-22 deg; the viewer sees yaw mirrored.
-        centre = centre + eye_width * np.array([-0.3 * np.sin(np.radians(gaze[0])) / np.sin(np.radians(22.0)),
-                                                0.3 * np.sin(np.radians(gaze[1])) / np.sin(np.radians(22.0))])
+        # Sideways about a third of the eye's width at the eyes' 22 deg; up/down a third of the
+        # lid opening at their 17.6 deg (the iris must stay visible between the lids).
+        aperture = float(np.median(contour[9:16, 1]) - np.median(contour[1:8, 1])) if _open(contour) else 0.0
+        centre = centre + np.array([-0.3 * eye_width * np.sin(np.radians(gaze[0])) / np.sin(np.radians(22.0)),
+                                    0.35 * aperture * np.sin(np.radians(gaze[1])) / np.sin(np.radians(17.6))])
     c_px = _px(to_px(centre[None]))[0]
 
     def draw(layer: np.ndarray, offset: np.ndarray) -> None:
@@ -221,18 +224,21 @@ def _draw_brow(canvas: np.ndarray, pts: np.ndarray, side: str, to_px: _Fit) -> N
     cv2.polylines(canvas, [poly], True, BROW, 2, cv2.LINE_AA)
 
 
-def _draw_nose(canvas: np.ndarray, pts: np.ndarray, to_px: _Fit, thick: int) -> None:
+def _draw_nose(canvas: np.ndarray, pts: np.ndarray, to_px: _Fit, thick: int, follow_eyes: bool = False) -> None:
     """A discreet nose between the eyes and the mouth (the nose carries no expression landmarks,
-    so it is placed from the eyes and the upper lip: tip at ~78 % of the way down)."""
+    so it is placed from the eyes and the upper lip: tip at ~78 % of the way down). A face drawn
+    turned (``follow_eyes``) has its nose centred between the inner eye corners, not at x = 0."""
     eyes_y = pts[np.concatenate([topo.EYE_INNER_CORNERS, topo.EYE_OUTER_CORNERS]), 1].mean()
-    inner_x = np.abs(pts[topo.EYE_INNER_CORNERS, 0]).mean()
+    inner = pts[topo.EYE_INNER_CORNERS, 0]
+    centre_x = float(inner.mean()) if follow_eyes else 0.0
+    inner_x = 0.5 * float(np.abs(inner[1] - inner[0])) if follow_eyes else np.abs(inner).mean()
     mouth_top = pts[topo.LIP_UPPER_OUTER, 1].min()
     tip_y = eyes_y + 0.78 * (mouth_top - eyes_y)
     w = 0.6 * inner_x
     h = 0.1 * (mouth_top - eyes_y)
     base = np.array([[-w, tip_y - h], [-0.8 * w, tip_y + 0.6 * h], [-0.35 * w, tip_y + 0.9 * h],
                      [0.0, tip_y + 0.6 * h], [0.35 * w, tip_y + 0.9 * h], [0.8 * w, tip_y + 0.6 * h],
-                     [w, tip_y - h]])
+                     [w, tip_y - h]]) + [centre_x, 0.0]
     cv2.polylines(canvas, [_px(to_px(base))], False, SKIN_EDGE, thick, cv2.LINE_AA)
 
 
