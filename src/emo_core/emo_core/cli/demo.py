@@ -85,9 +85,10 @@ def _summary(report: dict, out: Path) -> None:
     gaze = report.get("gaze")
     if gaze:
         if gaze.get("error_p50") is not None:
+            jump = (f"settle {gaze['settle_ms']} ms, neck share {gaze['neck_share']}" if gaze["settle_ms"] is not None
+                    else "no 20-degree jump settled in this run")
             print(f"gaze (closed loop): error p50 {gaze['error_p50']:.3f} / p95 {gaze['error_p95']:.3f} of the image "
-                  f"width; settle {gaze['settle_ms']} ms, neck share {gaze['neck_share']}; "
-                  f"{gaze['blinks_per_min']} blinks/min")
+                  f"width; {jump}; {gaze['blinks_per_min']} blinks/min")
         else:
             print(f"gaze: open loop on this video (--moving for tracking figures); {gaze['blinks_per_min']} blinks/min")
 
