@@ -11,6 +11,7 @@ expression pipeline uses) and the joint angles the servos were at when the frame
 up by the frame's stamp in a short history of ``joint_states``) go into the controller; its gaze and
 neck targets go out as a FaceCommand (source ``gaze``, ``execute_at`` = when the servos should be
 there). Face lost: hold, then back to centre, then nothing (the driver holds; its watchdog homes).
+Before the first joint state the head is taken to be at home.
 
 Subscribes ``face/landmarks_image`` (emo_msgs/FaceLandmarks, image space) and ``joint_states``.
 Publishes ``face/command`` (emo_msgs/FaceCommand, gaze/neck names), ``gaze/state``
@@ -25,7 +26,7 @@ from typing import Any
 from rclpy.node import Node
 
 from emo_core.errors import EmoError
-from emo_core.gaze import EyeCamera, GazeConfig, GazeController, GazeJoints, PoseHistory
+from emo_core.gaze import EyeCamera, GazeConfig, GazeController, GazeJoints, Pose, PoseHistory
 from emo_core.gaze.stage import to_face_command
 from emo_core.servo import ServoTable
 
@@ -78,9 +79,16 @@ class GazeNode(Node):
 
     def on_landmarks(self, msg: Any) -> None:
         stamp = stamp_to_seconds(msg.header.stamp)
+        pose = self.poses.at(stamp)
+        if pose is None:
+            # No joint_states yet: take the head as at home. (Taking the controller's own commands
+            # for the pose would run away if the servos are not moving: the face would seem to slip
+            # further with every command.)
+            self.get_logger().warning("no joint_states yet: assuming the head at home", throttle_duration_sec=5.0)
+            pose = Pose()
         try:
             face = msg_to_face(msg)
-            command = self.controller.update(face if face.detected else None, stamp, self.poses.at(stamp))
+            command = self.controller.update(face if face.detected else None, stamp, pose)
         except EmoError as exc:
             self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=5.0)
             return
