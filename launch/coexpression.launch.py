@@ -3,6 +3,7 @@
     ros2 launch emo_bringup coexpression.launch.py                 # the robot: cameras + servo bus
     ros2 launch emo_bringup coexpression.launch.py sim:=true       # no hardware (see below)
     ros2 launch emo_bringup coexpression.launch.py sim:=true mode:=mimicry rviz:=true
+    ros2 launch emo_bringup coexpression.launch.py sim:=true gaze:=false   # eyes and neck stay home, no blinks
 
 ``sim:=true`` starts the servo bus emulator (``emo servo emulate`` on a pty; the servo driver talks
 to it through the real dynamixel_sdk) and the digital twin face, and plays a clip in both eyes (the
@@ -20,12 +21,13 @@ from launch_ros.actions import Node
 from emo_bringup.launch_support import (bus_emulator, default_params_file, demo_clip, is_true, lifecycle_node, node,
                                         share)
 
-ARGUMENT_NAMES = ("sim", "video", "mode", "rviz", "port", "params_file")
+ARGUMENT_NAMES = ("sim", "video", "mode", "rviz", "port", "params_file", "gaze")
 
 
 def launch_setup(context: LaunchContext) -> list:
     arg = {name: LaunchConfiguration(name).perform(context) for name in ARGUMENT_NAMES}
     sim = is_true(arg["sim"])
+    gaze = is_true(arg["gaze"])
     params = arg["params_file"] or default_params_file()
     actions: list = []
 
@@ -41,8 +43,11 @@ def launch_setup(context: LaunchContext) -> list:
         node("face_landmarks", "face_landmarks", [params]),
         node("peak_activation", "peak_activation", [params]),
         node("expression_predictor", "expression_predictor", [params]),
-        node("inverse_model", "inverse_model", [params, {"mode": arg["mode"]}]),
+        node("inverse_model", "inverse_model", [params, {"mode": arg["mode"]} if gaze else
+                                                {"mode": arg["mode"], "blink": False}]),
     ]
+    if gaze:          # eyes and neck follow the person (the face's image position + joint_states)
+        actions.append(node("gaze", "gaze", [params]))
 
     # The servo bus: the emulator's pty in sim, else the given (or configured) port.
     driver_overrides: dict = {}
@@ -76,6 +81,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("port", default_value="",
                               description="servo bus serial port (default: servo_driver.port of params_file; "
                                           "ignored in sim)"),
+        DeclareLaunchArgument("gaze", default_value="true", choices=["true", "false"],
+                              description="true: the gaze node (eyes and neck follow the person) and "
+                                          "inverse_model's blinks; false: both off (eyes and neck hold home)"),
         DeclareLaunchArgument("params_file", default_value="",
                               description="node parameters YAML (default: the installed config/emo_nodes.yaml)"),
         OpaqueFunction(function=launch_setup),

@@ -15,6 +15,7 @@ from emo_core.people.clip import make_clip
 
 CLIP_SECONDS = 2.5
 CLIP_SIZE = 256
+GAZE_KEYS = ("error_p50", "error_p95", "settle_ms", "neck_share", "blinks_per_min")
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,10 @@ def test_demo_writes_the_video_the_timeline_and_the_report(short_clip, tmp_path,
     assert report["half_rise_ms"]["coexpression"]["median"] < report["half_rise_ms"]["mimicry"]["median"]
     assert report["pipeline"] == {"lead_fraction": 0.5, "lead_mirroring": True, "anticipate": True,
                                   "repredict_every": 3}
+    # Gaze (contract keys): a plain video cannot follow the eyes, so no tracking figures; blinks counted.
+    gaze = report["gaze"]
+    assert set(GAZE_KEYS) <= set(gaze) and gaze["error_p50"] is None and "open loop" in gaze["note"]
+    assert gaze["blinks_per_min"] == pytest.approx(60.0 * gaze["detail"]["blinks"] / CLIP_SECONDS, rel=0.05)
     # The video: every frame, human | target | robot (coexpression) | robot (mimicry).
     cap = cv2.VideoCapture(str(out / "side_by_side.mp4"))
     count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
@@ -84,7 +89,25 @@ def test_demo_without_ground_truth_reports_synchrony_as_unavailable(short_clip, 
     assert ok and first.shape[1] == 3 * (first.shape[0] - 28), "human | target | robot"
 
 
-@pytest.mark.parametrize("make_bad", ["missing", "corrupt", "mode"])
+def test_demo_moving_closes_the_gaze_loop(short_clip, tmp_path, capsys) -> None:
+    """--moving: the clip looped along a walking path with a 20-degree jump, the eye camera's view
+    rendered from the servos' present angles, MediaPipe on that view (docs/gaze.md)."""
+    out = tmp_path / "moving"
+    assert main(["demo", "--video", str(short_clip), "--mode", "coexpression", "--out", str(out), "--synthetic", "0",
+                 "--moving", "--moving-seconds", "10", "--quiet"]) == 0
+    assert "gaze (closed loop)" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert report["input"]["frames"] == 300                           # looped to the path's length
+    gaze = report["gaze"]
+    assert set(GAZE_KEYS) <= set(gaze)
+    assert gaze["error_p50"] <= 0.03 and gaze["error_p95"] <= 0.08
+    assert gaze["detail"]["jumps"], "the walking path jumps 20 degrees"
+    jump = gaze["detail"]["jumps"][0]
+    assert jump["jump_deg"] == pytest.approx(20.0) and jump["settle_ms"] is not None and jump["overshoot"] <= 0.1
+    assert gaze["detail"]["within_limits"] and gaze["blinks_per_min"] > 0
+
+
+@pytest.mark.parametrize("make_bad", ["missing", "corrupt", "mode", "moving_seconds", "moving_no_gaze"])
 def test_demo_bad_input_is_one_line_and_exit_2(make_bad, tmp_path, capsys) -> None:
     out = tmp_path / "demo"
     if make_bad == "missing":
@@ -93,6 +116,10 @@ def test_demo_bad_input_is_one_line_and_exit_2(make_bad, tmp_path, capsys) -> No
         bad = tmp_path / "bad.mp4"
         bad.write_bytes(np.random.default_rng(0).bytes(5000))
         args = ["--video", str(bad)]
+    elif make_bad == "moving_seconds":
+        args = ["--moving", "--moving-seconds", "1"]
+    elif make_bad == "moving_no_gaze":
+        args = ["--moving", "--no-gaze"]
     else:
         args = ["--synthetic", "-1"]
     code = main(["demo", *args, "--out", str(out), "--quiet"])

@@ -24,7 +24,7 @@ from emo_ros.parameters import INSTANCES  # noqa: E402
 #: The documented arguments (docs/ros.md) and their defaults (None: required).
 ARGUMENTS = {
     "coexpression.launch.py": {"sim": "false", "video": "", "mode": "coexpression", "rviz": "false", "port": "",
-                               "params_file": ""},
+                               "params_file": "", "gaze": "true"},
     "babble.launch.py": {"sim": "false", "samples": "100", "out": None, "mode": "full"},
 }
 

@@ -494,3 +494,54 @@ def test_annotate_and_markers(store, types):
     assert msg.markers[-1].text == "left 0.88"
     cleared = cdr(store, face_markers(types, None, header, scale=0.05))
     assert [m.action for m in cleared.markers] == [3]                       # DELETEALL
+
+
+# ----------------------------------------------------------------------------------------- gaze
+def test_gaze_state_target_and_markers_messages(store, types):
+    from emo_core.gaze import GazeController, GazePhase, Pose
+    from emo_core.gaze.scene import GeometricView
+    from emo_ros.visual import gaze_markers
+
+    ctl = GazeController()
+    face = GeometricView(ctl.camera, noise_px=0.0).observe(10.0, 5.0, 0.0, Pose(), T)
+    ctl.update(face, T, Pose())
+    state = ctl.state
+    header = cv.make_header(types, T, "emo_face")
+    msg = cv.gaze_state_to_msg(types, state, header)
+    back = cdr(store, msg)
+    assert back.phase == GazePhase.SACCADE.value and back.face_detected
+    assert (back.fixation_yaw, back.fixation_pitch) == pytest.approx((10.0, 5.0), abs=0.3)
+    assert back.eye_yaw == pytest.approx(state.pose.eye_yaw, abs=1e-4)
+    ctl.update(None, T + 0.1, Pose())
+    lost = cv.gaze_state_to_msg(types, ctl.state, header)
+    assert not lost.face_detected and np.isnan(lost.face_u) and np.isnan(lost.error_deg)
+    point = cv.gaze_target_point(types, (10.0, 5.0), header, 2.0)
+    point = cdr(store, point)
+    # ROS axes (x forward, y left, z up): right and down of the head.
+    assert point.point.x > 1.9 and point.point.y < 0 and point.point.z < 0
+    assert np.hypot(np.hypot(point.point.x, point.point.y), point.point.z) == pytest.approx(2.0)
+    markers = gaze_markers(types, (10.0, 5.0), state.face_direction, header, 1.0)
+    markers = cdr(store, markers)
+    assert [m.type for m in markers.markers] == [0, 2]                  # arrow, sphere
+    assert [m.action for m in gaze_markers(types, (0.0, 0.0), None, header, 1.0).markers] == [0, 2]   # face gone
+
+
+def test_joint_state_gives_the_gaze_pose(types):
+    from emo_core.gaze import GazeJoints, Pose
+
+    table = ServoTable.load()
+    joints = GazeJoints(table)
+    pose = Pose(eye_yaw=6.0, eye_pitch=-3.0, neck_pitch=5.0, neck_yaw=-12.0)
+    norm = np.concatenate([table.home_commands()[:11], joints.to_norm(pose)])
+    ticks = table.norm_to_ticks(table.resolve(norm)[0])
+
+    class State:
+        names = table.names
+        position_rad = (ticks - [s.model.center_ticks for s in table.servos]) / \
+            np.array([s.model.ticks_per_rad for s in table.servos])
+        velocity_rad_s = np.zeros(len(table))
+        current_a = np.zeros(len(table))
+
+    msg = cv.servo_state_to_joint_state(types, State, cv.make_header(types, T))
+    got = cv.joint_state_pose(msg, table, joints)
+    assert got.as_array() == pytest.approx(pose.as_array(), abs=0.1)     # one tick is 0.088 deg

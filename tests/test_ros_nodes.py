@@ -351,6 +351,50 @@ def test_face_twin_turns_joint_states_into_the_robot_face(graph):
     assert graph.spin_until(lambda: bool(images), timeout=5) and images[-1].width == 128
 
 
+# ----------------------------------------------------------------------------------------- gaze
+def test_gaze_node_looks_at_the_face_and_commands_eyes_and_neck(graph):
+    from emo_core.gaze import EyeCamera, Pose
+    from emo_core.gaze.scene import GeometricView
+    from emo_ros.gaze import GazeNode
+
+    table = ServoTable.load()
+    commands = graph.listen("/emo/face/command", "emo_msgs/msg/FaceCommand")
+    states = graph.listen("/emo/gaze/state", "emo_msgs/msg/GazeState")
+    targets = graph.listen("/emo/gaze/target", "geometry_msgs/msg/PointStamped")
+    markers = graph.listen("/emo/gaze/markers", "visualization_msgs/msg/MarkerArray")
+    graph.add(GazeNode, "gaze", dead_band_deg=1.0)
+    faces = graph.publisher("/emo/face/landmarks_image", "emo_msgs/msg/FaceLandmarks")
+    joints = graph.publisher("/emo/joint_states", "sensor_msgs/msg/JointState")
+    graph.spin_until(lambda: graph.probe.count_subscribers("/emo/face/landmarks_image") > 0, timeout=10)
+    ticks = table.home_ticks.astype(float)
+
+    class State:                  # the servos at home
+        names = table.names
+        position_rad = (ticks - [s.model.center_ticks for s in table.servos]) / \
+            np.array([s.model.ticks_per_rad for s in table.servos])
+        velocity_rad_s = np.zeros(len(table))
+        current_a = np.zeros(len(table))
+
+    view = GeometricView(EyeCamera(640, 480, 60.0), noise_px=0.0)
+    t0 = 1_700_000_000.0
+    for k in range(3):
+        t = t0 + k / 30
+        joints.publish(cv.servo_state_to_joint_state(graph.types, State, cv.make_header(graph.types, t - 0.01)))
+        face = view.observe(12.0, -4.0, 0.0, Pose(), t)                # a face 12 deg right, 4 deg up
+        faces.publish(cv.face_to_msg(graph.types, face, header=cv.make_header(graph.types, t), space=Space.IMAGE))
+        graph.spin_until(lambda: len(states) > k, timeout=10)
+    assert len(commands) == 3 and len(targets) == 3
+    cmd = commands[-1]
+    assert list(cmd.names) == ["gaze_yaw", "gaze_pitch", "neck_roll", "neck_pitch", "neck_yaw"]
+    assert cmd.source == graph.types.cls("emo_msgs/msg/FaceCommand").SOURCE_GAZE
+    assert cv.stamp_to_seconds(cmd.execute_at) > cv.stamp_to_seconds(cmd.header.stamp)
+    state = states[-1]
+    assert state.face_detected and (state.fixation_yaw, state.fixation_pitch) == pytest.approx((12.0, -4.0), abs=0.5)
+    assert targets[-1].point.y < 0 and targets[-1].point.z > 0       # ROS axes: to the right (-y), up (+z)
+    assert all(0.0 <= v <= 1.0 for v in cmd.positions)
+    assert graph.spin_until(lambda: bool(markers), timeout=5)     # published while someone subscribes
+
+
 # ------------------------------------------------------------------------------------- babbling
 @pytest.mark.slow
 def test_babbler_collects_a_dataset_through_the_graph(graph, tmp_path):

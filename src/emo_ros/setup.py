@@ -4,7 +4,7 @@ from setuptools import find_packages, setup
 PACKAGE = "emo_ros"
 #: Executable name -> module (each module has ``main``); tests/test_ros_packages.py checks both.
 NODES = ("eye_camera", "face_landmarks", "peak_activation", "expression_predictor", "inverse_model",
-         "servo_driver", "babbler", "face_twin")
+         "servo_driver", "babbler", "face_twin", "gaze")
 
 setup(
     name=PACKAGE,

@@ -13,11 +13,11 @@ from .errors import SchemaError
 from .resources import msg_dir
 
 PACKAGE = "emo_msgs"
-MESSAGES = ("FaceLandmarks", "PeakActivation", "ExpressionPrediction", "FaceCommand")
+MESSAGES = ("FaceLandmarks", "PeakActivation", "ExpressionPrediction", "FaceCommand", "GazeState")
 
 
 def emo_typestore(directory: str | Path | None = None) -> Typestore:
-    """A ROS 2 Jazzy typestore with the four emo_msgs types registered."""
+    """A ROS 2 Jazzy typestore with the emo_msgs types (MESSAGES) registered."""
     store = get_typestore(Stores.ROS2_JAZZY)
     folder = Path(directory) if directory else msg_dir()
     types: dict = {}

@@ -32,10 +32,11 @@ import numpy as np
 from emo_core.anticipation.detector import ACTIVE, PeakEvent
 from emo_core.errors import InputError, SchemaError
 from emo_core.pipeline.core import FaceCommand, Source
-from emo_core.schema import N_LANDMARKS, Face, Space
+from emo_core.schema import N_COMMANDS, N_LANDMARKS, Face, Space
 
 #: FaceCommand.source values (msg/FaceCommand.msg) for the pipeline's Source enum.
-SOURCE_TO_MSG: dict[Source, int] = {Source.PREDICTED: 0, Source.MIMIC: 1, Source.BABBLE: 2, Source.MANUAL: 3}
+SOURCE_TO_MSG: dict[Source, int] = {Source.PREDICTED: 0, Source.MIMIC: 1, Source.BABBLE: 2, Source.MANUAL: 3,
+                                     Source.GAZE: 4}
 MSG_TO_SOURCE: dict[int, Source] = {v: k for k, v in SOURCE_TO_MSG.items()}
 
 _TYPECODES = {np.dtype(np.float32): "f", np.dtype(np.float64): "d", np.dtype(np.uint8): "B",
@@ -462,3 +463,35 @@ def camera_info_msg(types: MessageTypes, header: Any, width: int, height: int, f
     return types.new("sensor_msgs/msg/CameraInfo", header=header, height=int(height), width=int(width),
                      distortion_model="plumb_bob", d=types.sequence(np.zeros(5, np.float64)), k=k,
                      r=np.eye(3, dtype=np.float64).reshape(-1), p=p)
+
+
+# ----------------------------------------------------------------------------------------- gaze
+def joint_state_pose(msg: Any, table: Any, joints: Any) -> Any:
+    """JointState -> the gaze/neck joint angles (``emo_core.gaze.Pose``, degrees) the servos are at."""
+    channels = table.ticks_to_channels(joint_state_ticks(msg, table))
+    return joints.from_norm(channels[N_COMMANDS:])
+
+
+def gaze_state_to_msg(types: MessageTypes, state: Any, header: Any) -> Any:
+    """``emo_core.gaze.GazeState`` -> emo_msgs/GazeState (NaN where there is no face)."""
+    nan = float("nan")
+    u, v = state.face_centre if state.face_centre is not None else (nan, nan)
+    pose = state.pose
+    return types.new("emo_msgs/msg/GazeState", header=header, phase=str(state.phase.value),
+                     face_detected=state.face_centre is not None, face_u=float(u), face_v=float(v),
+                     error_deg=float(state.error_deg) if state.error_deg is not None else nan,
+                     fixation_yaw=float(state.fixation[0]), fixation_pitch=float(state.fixation[1]),
+                     eye_yaw=float(pose.eye_yaw), eye_pitch=float(pose.eye_pitch), neck_roll=float(pose.neck_roll),
+                     neck_pitch=float(pose.neck_pitch), neck_yaw=float(pose.neck_yaw))
+
+
+def gaze_target_point(types: MessageTypes, fixation: tuple[float, float], header: Any, distance_m: float) -> Any:
+    """geometry_msgs/PointStamped: the point the robot looks at, ``distance_m`` along the fixation.
+
+    In the marker frame's ROS convention (x forward, y left, z up), from the gaze base frame's
+    (x right, y down, z forward)."""
+    from emo_core.gaze.geometry import direction
+
+    d = direction(*fixation) * float(distance_m)
+    point = types.new("geometry_msgs/msg/Point", x=float(d[2]), y=float(-d[0]), z=float(-d[1]))
+    return types.new("geometry_msgs/msg/PointStamped", header=header, point=point)

@@ -6,7 +6,8 @@ stream); the faces of the cameras are combined with ``emo_core.perception.views.
 camera frame's header unchanged.
 
 Subscribes ``<camera>_eye/image_raw`` for each of ``cameras`` (sensor-data QoS).
-Publishes ``face/landmarks`` (emo_msgs/FaceLandmarks, reliable), ``face/debug_image`` (the frame with
+Publishes ``face/landmarks`` (emo_msgs/FaceLandmarks, reliable), ``face/landmarks_image`` (the
+same face's normalized image points, for the ``gaze`` node; ``publish_image``), ``face/debug_image`` (the frame with
 its landmarks drawn; only rendered while someone subscribes) and ``face/markers``
 (visualization_msgs/MarkerArray of the metric face, only while subscribed).
 """
@@ -44,6 +45,9 @@ class FaceLandmarksNode(Node):
         self.frames: dict[str, Any] = {}      # latest RGB frame per camera, for the debug image
         self.landmarks_pub = self.create_publisher(self.types.cls("emo_msgs/msg/FaceLandmarks"), "face/landmarks",
                                                    RELIABLE_QOS)
+        self.image_landmarks_pub = (self.create_publisher(self.types.cls("emo_msgs/msg/FaceLandmarks"),
+                                                          "face/landmarks_image", RELIABLE_QOS)
+                                    if p["publish_image"] else None)
         self.debug_pub = self.create_publisher(self.types.cls("sensor_msgs/msg/Image"), "face/debug_image", SENSOR_QOS)
         self.markers_pub = self.create_publisher(self.types.cls("visualization_msgs/msg/MarkerArray"), "face/markers",
                                                  RELIABLE_QOS)
@@ -69,6 +73,8 @@ class FaceLandmarksNode(Node):
 
     def publish(self, face: Face, header: Any) -> None:
         self.landmarks_pub.publish(face_to_msg(self.types, face, header=header))
+        if self.image_landmarks_pub is not None:      # where the face is in the image: the gaze node's input
+            self.image_landmarks_pub.publish(face_to_msg(self.types, face, header=header, space=Space.IMAGE))
         if self.debug_pub.get_subscription_count():
             shown = face.camera if face.camera in self.frames else self.pairer.lead
             self.debug_pub.publish(self.codec.encode(annotate(self.frames[shown], face), header))

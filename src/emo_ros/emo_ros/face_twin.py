@@ -6,7 +6,7 @@ a camera looking at the robot would see. In sim this is the robot's face for rvi
 
 Subscribes ``joint_states``. Publishes ``twin/landmarks`` (emo_msgs/FaceLandmarks, robot space,
 reliable, at most ``rate_hz``; header = the joint state's) and ``twin/image`` (the rendered face,
-sensor-data QoS, at most ``image_rate_hz``) and ``twin/markers`` (the robot face beside the human
+sensor-data QoS, at most ``image_rate_hz``; the eyes' gaze and the neck pose drawn) and ``twin/markers`` (the robot face beside the human
 face's markers in rviz).
 """
 from __future__ import annotations
@@ -17,11 +17,12 @@ import numpy as np
 from rclpy.node import Node
 
 from emo_core.errors import EmoError
+from emo_core.gaze import GazeJoints
 from emo_core.schema import Space
 from emo_core.servo import ServoTable
 from emo_core.twin import DigitalTwin, render_face
 
-from .conversions import joint_state_to_commands, make_header, points_to_msg, stamp_to_seconds
+from .conversions import joint_state_pose, joint_state_to_commands, make_header, points_to_msg, stamp_to_seconds
 from .parameters import SCHEMAS, declare
 from .runtime import RELIABLE_QOS, SENSOR_QOS, ImageCodec, message_types, run
 from .visual import face_markers
@@ -53,6 +54,7 @@ class FaceTwinNode(Node):
         self.codec = ImageCodec()
         self.table = ServoTable.load(p["servo_config"] or None)
         self.twin = DigitalTwin(p["twin_config"] or None, seed=p["seed"])
+        self.joints = GazeJoints(self.table)
         self.landmark_gate = RateGate(p["rate_hz"])
         self.image_gate = RateGate(p["image_rate_hz"])
         self.landmarks_pub = self.create_publisher(self.types.cls("emo_msgs/msg/FaceLandmarks"), "twin/landmarks",
@@ -76,7 +78,10 @@ class FaceTwinNode(Node):
         self.landmarks_pub.publish(points_to_msg(self.types, points, msg.header, space=Space.ROBOT, camera="twin"))
         if self.image_gate(t) and self.image_pub.get_subscription_count():
             size = self.params["image_size"]
-            self.image_pub.publish(self.codec.encode(render_face(points, (size, size)), msg.header))
+            pose = joint_state_pose(msg, self.table, self.joints)     # the eyes' gaze and the neck, drawn too
+            image = render_face(points, (size, size), gaze=(pose.eye_yaw, pose.eye_pitch),
+                                head=(pose.neck_roll, pose.neck_pitch, pose.neck_yaw))
+            self.image_pub.publish(self.codec.encode(image, msg.header))
         if self.markers_pub.get_subscription_count():
             p = self.params
             header = make_header(self.types, msg.header.stamp, p["marker_frame"])

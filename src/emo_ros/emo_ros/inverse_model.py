@@ -9,6 +9,9 @@ unfolds (``face/prediction_refresh``). The detector and predictor it would own i
 ``peak_activation`` and ``expression_predictor``; ``remote.RemoteAnticipation`` feeds their
 messages to it. Each command carries the header stamp of the camera frame it derives from.
 
+Spontaneous blinks (``blink``, ``emo_core.gaze.BlinkStage``) are composed into the eyelid command
+here, where it is made, none at the robot's expression apex.
+
 Subscribes ``face/landmarks``, ``face/rest`` (latched), ``face/prediction``,
 ``face/prediction_refresh``. Publishes
 ``face/command`` (emo_msgs/FaceCommand, reliable). Service ``~/reset`` (std_srvs/Trigger).
@@ -22,6 +25,7 @@ from rclpy.node import Node
 from emo_core.anticipation.config import load_anticipation_config
 from emo_core.anticipation.retarget import Retargeter
 from emo_core.errors import EmoError
+from emo_core.gaze import BlinkConfig, BlinkStage
 from emo_core.pipeline.core import CoexpressionPipeline, PipelineConfig
 from emo_core.selfmodel.inverse import InverseModel
 from emo_core.twin import DigitalTwin
@@ -57,6 +61,11 @@ class InverseModelNode(Node):
         self.remote = RemoteAnticipation()
         self.pipeline = build_pipeline(p, InverseModel.load(p["model_dir"] or None), self.remote)
         self.stamps = StampBook()
+        # Blinks are composed here, where the eyelid command is made: a second node writing the
+        # eyelids on face/command would race this one's commands frame by frame.
+        self.blink = (BlinkStage(self.pipeline.calm, BlinkConfig(rate_per_min=p["blink_rate_per_min"],
+                                                                 seed=p["blink_seed"]))
+                      if p["blink"] else None)
         landmarks = self.types.cls("emo_msgs/msg/FaceLandmarks")
         self.command_pub = self.create_publisher(self.types.cls("emo_msgs/msg/FaceCommand"), "face/command",
                                                  RELIABLE_QOS)
@@ -76,6 +85,8 @@ class InverseModelNode(Node):
             self.get_logger().warning(f"frame skipped: {exc}", throttle_duration_sec=5.0)
             return
         command = result.command
+        if self.blink is not None:   # no blink at the robot's expression apex (held prediction / peak)
+            command, _, _ = self.blink.step(seconds, command, held=result.predicted_target is not None)
         if command is None:          # no face: send nothing (the driver's watchdog eases home)
             return
         header = self.stamps.header(self.types, command.stamp, str(msg.header.frame_id))
@@ -104,6 +115,8 @@ class InverseModelNode(Node):
 
     def on_reset(self, request: Any, response: Any) -> Any:
         self.pipeline.reset()
+        if self.blink is not None:
+            self.blink.reset()
         response.success, response.message = True, "forgot the resting face and any held prediction"
         return response
 

@@ -83,6 +83,8 @@ FACE_LANDMARKS: Schema = {
     "min_tracking_confidence": Param(0.5, "MediaPipe landmark tracking threshold.", range=(0.0, 1.0)),
     "marker_frame": Param("emo_face", "Frame id of the landmark markers (set rviz's fixed frame to it)."),
     "marker_scale": Param(0.05, "Metres per metric face unit in the markers.", range=(0.001, 1.0)),
+    "publish_image": Param(True, "Also publish the face's normalized image points on face/landmarks_image "
+                                 "(the gaze node's input)."),
 }
 
 PEAK_ACTIVATION: Schema = {
@@ -133,6 +135,11 @@ INVERSE_MODEL: Schema = {
     "overtake_margin": Param(0.0, "Margin of that comparison, in robot-space face units along the predicted "
                                    "displacement (as emo_core's PipelineConfig).",
                              range=(0.0, 1.0)),
+    "blink": Param(True, "Compose spontaneous blinks into the eyelid command (emo_core.gaze.Blinker; none at the "
+                         "robot's expression apex)."),
+    "blink_rate_per_min": Param(17.0, "Mean spontaneous blink rate (17/min at rest, Bentivoglio et al. 1997).",
+                                range=(0.5, 60.0)),
+    "blink_seed": Param(0, "Seed of the blink intervals and durations.", range=(0, 2**31 - 1)),
 }
 
 SERVO_DRIVER: Schema = {
@@ -146,6 +153,38 @@ SERVO_DRIVER: Schema = {
     "use_execute_at": Param(True, "Honour FaceCommand.execute_at (arrive at the predicted apex); false: "
                                   "every command moves at full speed."),
 }
+
+GAZE: Schema = {
+    "servo_config": Param("", "Servo table giving the gaze and neck limits and speeds (and the driver's servo lag "
+                              "model, which times saccades). " + _CONFIG_NOTE.format("config/servos.yaml")),
+    "hfov_deg": Param(60.0, "Horizontal field of view of the eye camera (pinhole) in degrees.", range=(5.0, 170.0)),
+    "image_width": Param(640, "Eye camera image width in pixels (with the height: the aspect ratio of the "
+                              "normalized image coordinates).", range=(16, 8192)),
+    "image_height": Param(480, "Eye camera image height in pixels.", range=(16, 8192)),
+    "dead_band_deg": Param(1.0, "Re-fixate (saccade) when the face is this far from the fixation.", range=(0.0, 30.0)),
+    "neck_tau_s": Param(0.3, "Time constant of the neck's critically damped reference.", range=(0.01, 10.0)),
+    "neck_speed_fraction": Param(0.8, "The neck reference moves at most this fraction of the neck servos' "
+                                      "max_velocity.", range=(0.01, 1.0)),
+    "eye_comfort_deg": Param(8.0, "The neck reference stays within this of the fixation (larger gaze shifts turn "
+                                  "the head at once).", range=(0.0, 90.0)),
+    "lost_hold_s": Param(1.0, "Face lost: hold this long, then return to centre.", range=(0.0, 60.0)),
+    "latency_s": Param(0.0333, "Frame exposure to command at the servos (what pursuit extrapolates over).",
+                       range=(0.0, 1.0)),
+    "lead_s": Param(0.0667, "Gaze/neck commands are due this long after their frame (the next command's arrival).",
+                    range=(0.0, 1.0)),
+    "saccade_settle_s": Param(0.1, "Face positions are not used until this long after a saccade's planned landing "
+                                   "(the landmark tracker lags a view in fast motion).", range=(0.0, 1.0)),
+    "pursuit_gain": Param(0.2, "Weight of each new face velocity sample in its average (0: no pursuit).",
+                          range=(0.0, 1.0)),
+    "marker_frame": Param("emo_face", "Frame id of gaze/target and gaze/markers, the head at its origin at home "
+                                      "(x forward, y left, z up); rviz's fixed frame by default."),
+    "target_distance_m": Param(1.0, "Distance of the point looked at in gaze/target and the markers.",
+                               range=(0.05, 20.0)),
+}
+
+#: GAZE parameters that are GazeConfig fields of the same name.
+GAZE_CONFIG_KEYS = ("dead_band_deg", "neck_tau_s", "neck_speed_fraction", "eye_comfort_deg", "lost_hold_s",
+                    "latency_s", "lead_s", "saccade_settle_s", "pursuit_gain")
 
 FACE_TWIN: Schema = {
     "twin_config": Param("", "Digital twin config. " + _CONFIG_NOTE.format("config/face_twin.yaml")),
@@ -194,6 +233,7 @@ SCHEMAS: dict[str, Schema] = {
     "servo_driver": SERVO_DRIVER,
     "face_twin": FACE_TWIN,
     "babbler": BABBLER,
+    "gaze": GAZE,
 }
 
 #: Node name (as launched, and as keyed in config/emo_nodes.yaml) -> executable.
@@ -209,6 +249,7 @@ INSTANCES: dict[str, str] = {
     "servo_driver": "servo_driver",
     "face_twin": "face_twin",
     "babbler": "babbler",
+    "gaze": "gaze",
 }
 
 

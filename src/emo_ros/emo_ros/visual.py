@@ -74,3 +74,37 @@ def face_markers(types: MessageTypes, points: np.ndarray | None, header: Any, sc
 def _identity_pose(types: MessageTypes, x: float = 0.0, y: float = 0.0) -> Any:
     return types.new("geometry_msgs/msg/Pose", position=types.new("geometry_msgs/msg/Point", x=x, y=y, z=0.0),
                      orientation=types.new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0))
+
+
+GAZE_NAMESPACE = "emo_gaze"
+
+
+def gaze_markers(types: MessageTypes, fixation: tuple[float, float], face: tuple[float, float] | None,
+                 header: Any, distance_m: float) -> Any:
+    """visualization_msgs/MarkerArray of where the robot looks: an arrow from the head to the
+    fixation point (``distance_m`` away) and a sphere where it sees the face (deleted without one).
+    ROS axes of the marker frame: x forward, y left, z up."""
+    from emo_core.gaze.geometry import direction
+
+    def point(yaw_pitch: tuple[float, float]) -> Any:
+        d = direction(*yaw_pitch) * float(distance_m)
+        return types.new("geometry_msgs/msg/Point", x=float(d[2]), y=float(-d[0]), z=float(-d[1]))
+
+    origin = types.new("geometry_msgs/msg/Point", x=0.0, y=0.0, z=0.0)
+    arrow = types.new("visualization_msgs/msg/Marker", header=header, ns=GAZE_NAMESPACE, id=0, type=0, action=0,
+                      pose=_identity_pose(types), points=[origin, point(fixation)],               # ARROW, ADD
+                      scale=types.new("geometry_msgs/msg/Vector3", x=0.01, y=0.025, z=0.04),
+                      color=types.new("std_msgs/msg/ColorRGBA", r=0.2, g=0.9, b=0.4, a=1.0))
+    markers = [arrow]
+    if face is None:
+        markers.append(types.new("visualization_msgs/msg/Marker", header=header, ns=GAZE_NAMESPACE, id=1,
+                                 action=2))                                                       # DELETE
+    else:
+        p = point(face)
+        pose = types.new("geometry_msgs/msg/Pose", position=p,
+                         orientation=types.new("geometry_msgs/msg/Quaternion", x=0.0, y=0.0, z=0.0, w=1.0))
+        markers.append(types.new("visualization_msgs/msg/Marker", header=header, ns=GAZE_NAMESPACE, id=1, type=2,
+                                 action=0, pose=pose,                                              # SPHERE, ADD
+                                 scale=types.new("geometry_msgs/msg/Vector3", x=0.08, y=0.08, z=0.08),
+                                 color=types.new("std_msgs/msg/ColorRGBA", r=0.95, g=0.3, b=0.35, a=0.8)))
+    return types.new("visualization_msgs/msg/MarkerArray", markers=markers)

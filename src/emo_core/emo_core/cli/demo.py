@@ -25,6 +25,10 @@ def _run(args: argparse.Namespace) -> int:
         raise InputError(f"--max-frames must be >= 1, got {args.max_frames}")
     if not 0.0 <= args.input_latency_ms <= 1000.0:
         raise InputError(f"--input-latency-ms must be in [0, 1000], got {args.input_latency_ms}")
+    if not 2.0 <= args.moving_seconds <= 600.0:
+        raise InputError(f"--moving-seconds must be in [2, 600], got {args.moving_seconds}")
+    if args.moving and args.no_gaze:
+        raise InputError("--moving needs the gaze (drop --no-gaze)")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: exists and is not a directory")
@@ -32,6 +36,7 @@ def _run(args: argparse.Namespace) -> int:
                         synthetic=args.synthetic, max_frames=args.max_frames,
                         sim=SimConfig(input_latency_s=args.input_latency_ms / 1e3, bus_timing=args.bus_timing),
                         pipeline=_pipeline_config(args),
+                        gaze=_gaze_config(args),
                         progress=not args.quiet)
     report = run_demo(config)
     if args.json:
@@ -55,6 +60,14 @@ def _pipeline_config(args: argparse.Namespace) -> "PipelineConfig | None":
     return PipelineConfig(**overrides) if overrides else None
 
 
+def _gaze_config(args: argparse.Namespace) -> "GazeDemoConfig":
+    from ..gaze import BlinkConfig
+    from ..pipeline.gaze_demo import GazeDemoConfig
+
+    return GazeDemoConfig(enabled=not args.no_gaze, moving=args.moving, seconds=args.moving_seconds,
+                          seed=args.gaze_seed, blink=BlinkConfig(seed=args.gaze_seed))
+
+
 def _summary(report: dict, out: Path) -> None:
     lat = report["latency_ms"].get("end_to_end", {})
     print(f"wrote {out / 'side_by_side.mp4'}, {out / 'timeline.png'}, {out / 'report.json'}")
@@ -69,6 +82,15 @@ def _summary(report: dict, out: Path) -> None:
         parts = [f"{mode} {s['median']:+.0f} ms (|median| {s['median_abs']:.0f}, n={s['n']})"
                  for mode, s in sync.items() if s.get("median") is not None]
         print(f"robot apex - human apex ({label}): " + ("; ".join(parts) or "no expression measured"))
+    gaze = report.get("gaze")
+    if gaze:
+        if gaze.get("error_p50") is not None:
+            jump = (f"settle {gaze['settle_ms']} ms, neck share {gaze['neck_share']}" if gaze["settle_ms"] is not None
+                    else "no 20-degree jump settled in this run")
+            print(f"gaze (closed loop): error p50 {gaze['error_p50']:.3f} / p95 {gaze['error_p95']:.3f} of the image "
+                  f"width; {jump}; {gaze['blinks_per_min']} blinks/min")
+        else:
+            print(f"gaze: open loop on this video (--moving for tracking figures); {gaze['blinks_per_min']} blinks/min")
 
 
 def register(registry) -> None:
@@ -100,5 +122,14 @@ def register(registry) -> None:
                           help="coexpression's mirroring does not use the driver's servo lag lead")
     ablation.add_argument("--no-anticipation", action="store_true",
                           help="coexpression ignores the predictor (lag-led mirroring only)")
+    gaze = p.add_argument_group("gaze and blinking (docs/gaze.md)")
+    gaze.add_argument("--moving", action="store_true",
+                      help="the person moves: the video is placed along a walking path (with 20-degree jumps) in a "
+                           "wider scene and the robot's eye camera renders its view from the present gaze/neck "
+                           "angles (closed loop); report.json's gaze gets tracking figures")
+    gaze.add_argument("--moving-seconds", type=float, default=20.0,
+                      help="length of the --moving run (the video is looped; default 20)")
+    gaze.add_argument("--gaze-seed", type=int, default=0, help="seed of the walking path and the blinks")
+    gaze.add_argument("--no-gaze", action="store_true", help="no gaze, neck or blink commands")
     p.add_argument("--json", action="store_true", help="print report.json to stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

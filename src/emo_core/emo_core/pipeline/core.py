@@ -84,6 +84,7 @@ class Source(str, Enum):
     MIMIC = "mimic"
     BABBLE = "babble"
     MANUAL = "manual"
+    GAZE = "gaze"            # eyes and neck (emo_core.gaze), never the 11 expression commands
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ each mode's commands drive its own simulated robot (driver -> emulator -> twin) 
 output frame is composed as soon as the robots have reached that frame's time. Then the synchrony
 of each mode is measured against the clip's ground truth (when the video has a ``.json`` sidecar)
 and on held-out synthetic people, and ``side_by_side.mp4``, ``timeline.png`` and ``report.json``
-are written (each atomically).
+are written (each atomically). Beside each mode's pipeline a gaze stage (``gaze_demo.GazeDemo``)
+sends eye and neck commands to the same robot and composes blinks into the expression command;
+with ``--moving`` the eye camera's view is rendered from the robot's present gaze (closed loop).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from ..benchmarks.timing import peak_rss_mb
 from ..errors import InputError
 from ..schema import N_LANDMARKS
 from .core import Mode, PipelineConfig, StepResult
+from .gaze_demo import GazeDemo, GazeDemoConfig
 from .models import Stages
 from .outputs import HEADER, PANEL, Curve, PanelFrame, compose, timeline_png
 from .run import ModeRun, ModeRunner, Reference, evaluate_sequences, measure, reference
@@ -58,6 +61,7 @@ class DemoConfig:
     pipeline: PipelineConfig | None = None   # None: the defaults (mode set per run)
     panel: int = PANEL
     progress: bool = True
+    gaze: GazeDemoConfig = field(default_factory=GazeDemoConfig)   # eyes, neck, blinks (docs/gaze.md)
 
 
 def default_video() -> Path:
@@ -122,6 +126,7 @@ class DemoRun:
         self.loop_wall_s = 0.0
         self.frames = 0
         self.servo_lag_s: float | None = None
+        self.gaze: GazeDemo | None = None
 
     # ---------------------------------------------------------------------------- the run
     def run(self) -> dict[str, Any]:
@@ -130,7 +135,8 @@ class DemoRun:
         from ..people.clip import write_video
 
         cfg = self.config
-        source = open_source(self.video)        # InputError (exit 2) before anything slow
+        # --moving loops the person video to the walking path's length.
+        source = open_source(self.video, loop=cfg.gaze.enabled and cfg.gaze.moving)   # InputError (exit 2) first
         cfg.out.mkdir(parents=True, exist_ok=True)
         # One BLAS thread: single-frame inference gains nothing from a second one and waits for it
         # on a busy machine (anticipation/blas.py).
@@ -147,6 +153,9 @@ class DemoRun:
                 for robot in robots.values():
                     robot.start()
                 self.runners = {m: ModeRunner(pipelines[m], robots[m]) for m in cfg.modes}
+                if cfg.gaze.enabled:
+                    self.gaze = GazeDemo(cfg.gaze, self.runners, self.stages.twin.calm_commands(), source.fps,
+                                         cfg.sim.input_latency_s)
                 width = cfg.panel * (2 + len(cfg.modes))
                 size = (width, cfg.panel + HEADER)
                 write_video(self._frames(source, pipelines), cfg.out / "side_by_side.mp4", source.fps, size)
@@ -171,6 +180,8 @@ class DemoRun:
         cfg = self.config
         is_device = getattr(source, "clock", None) is not None and not hasattr(source, "frame_count")
         limit = cfg.max_frames or (DEVICE_MAX_FRAMES if is_device else None)
+        if self.gaze is not None and self.gaze.frame_limit is not None:
+            limit = min(limit or self.gaze.frame_limit, self.gaze.frame_limit)
         total = getattr(source, "frame_count", None) or limit
         bar = _Progress(cfg.progress, min(total, limit) if (total and limit) else total, "emo demo", "frame")
         modes = list(cfg.modes)
@@ -178,12 +189,17 @@ class DemoRun:
         t_start = time.perf_counter()
         try:
             for frame in source:
+                if self.gaze is not None:           # what the eye camera sees (moving: rendered)
+                    frame = replace(frame, image=self.gaze.view(self.frames, frame.image, frame.stamp))
                 first = pipelines[modes[0]].process_frame(frame.image, frame.stamp, source.name)
                 results = {modes[0]: first}
                 for m in modes[1:]:
                     results[m] = pipelines[m].process_face(first.face, frame.stamp)
                 for m in modes:
-                    self.runners[m].feed(results[m])
+                    # Gaze commands go to the same robot; the blink is composed into the expression's.
+                    self.runners[m].feed(results[m] if self.gaze is None else self.gaze.step(m, results[m]))
+                if self.gaze is not None:
+                    frame = replace(frame, image=self.gaze.annotate(frame.image, first))
                 self._keep(first)
                 shown = results.get(Mode.COEXPRESSION, first)
                 if shown.event is not None:
@@ -211,11 +227,14 @@ class DemoRun:
         if held and runner is not None and runner.run.execute_at:
             eta = runner.run.execute_at[-1] - frame.stamp
         robots = {m.value: r.robot.face() for m, r in self.runners.items()}
+        poses = {m.value: self.gaze.robot_pose(m) for m in self.runners} if self.gaze is not None else {}
         return PanelFrame(stamp=frame.stamp, image=frame.image, face=shown.face,
                           target=shown.predicted_target if held else shown.robot_target,
                           target_is_prediction=held, time_to_apex=eta, robots=robots,
                           fired_ago=None if last_fire is None else frame.stamp - last_fire,
-                          calibrated=shown.calibrated)
+                          calibrated=shown.calibrated,
+                          robot_gaze={k: ((p.eye_yaw, p.eye_pitch), (p.neck_roll, p.neck_pitch, p.neck_yaw))
+                                      for k, p in poses.items()})
 
     # ---------------------------------------------------------------------------- synchrony
     def _clip_synchrony(self) -> dict[str, Any] | None:
@@ -315,8 +334,14 @@ class DemoRun:
         report["models"] = self.stages.describe() if self.stages is not None else {}
         report["machine"] = {"cpus": os.cpu_count(), "load_avg": [round(x, 2) for x in os.getloadavg()],
                              "python": platform.python_version()}
+        report["gaze"] = (self.gaze.report(self.runs, len(self.stamps) / max(self._fps(), 1e-9))
+                          if self.gaze is not None else None)
         report["targets"] = TARGETS
         return report
+
+    def _fps(self) -> float:
+        stamps = np.asarray(self.stamps, np.float64)
+        return float(1.0 / np.median(np.diff(stamps))) if len(stamps) > 1 else 30.0
 
     def _plot(self, clip: dict | None, synthetic: dict | None) -> bytes:
         human = truth = None

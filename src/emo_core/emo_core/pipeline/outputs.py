@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -39,6 +39,8 @@ class PanelFrame:
     robots: dict[str, np.ndarray]  # mode -> robot face
     fired_ago: float | None        # seconds since the detector last fired (None: never)
     calibrated: bool
+    #: mode -> ((eye yaw, pitch), (neck roll, pitch, yaw)) in degrees, drawn on the twin (emo_core.gaze)
+    robot_gaze: dict[str, tuple[tuple[float, float], tuple[float, float, float]]] = field(default_factory=dict)
 
 
 def human_panel(image: np.ndarray, face: Face, size: int = PANEL) -> np.ndarray:
@@ -83,7 +85,8 @@ def compose(frame: PanelFrame, size: int = PANEL) -> np.ndarray:
             title = "target: live face (mirroring)"
     panels.append(_label(target, title, RED if frame.target_is_prediction else WHITE))
     for mode, face in frame.robots.items():
-        panels.append(_label(render_face(face, (size, size)), f"robot twin: {mode}"))
+        gaze, head = frame.robot_gaze.get(mode, (None, None))
+        panels.append(_label(render_face(face, (size, size), gaze=gaze, head=head), f"robot twin: {mode}"))
     return np.hstack(panels)
 
 

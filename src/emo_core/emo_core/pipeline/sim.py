@@ -29,7 +29,9 @@ import numpy as np
 
 from ..clock import ManualClock
 from ..errors import ConfigError
+from ..schema import COMMAND_NAMES, N_COMMANDS
 from ..servo import BusEmulator, DriverConfig, ServoDriver, ServoTable
+from ..servo.table import TARGET_NAMES
 from ..twin import DigitalTwin
 from .core import FaceCommand
 
@@ -96,6 +98,7 @@ class SimRobot:
         self._times: list[float] = []
         self._commands: list[np.ndarray] = []
         self._goals: list[np.ndarray] = []
+        self._joints: list[np.ndarray] = []     # present gaze/neck channels (TARGET_NAMES order)
         self.faults: list[str] = []
 
     def _calm_positions(self) -> dict[int, float]:
@@ -149,7 +152,9 @@ class SimRobot:
             now = self.clock.now()
             while self._queue and self._queue[0][0] <= now + 1e-9:
                 _, _, cmd = heapq.heappop(self._queue)
-                driver.command(cmd.positions, arrive_at=cmd.execute_at)
+                # Expression commands carry the 11 commands; others (gaze, neck) name their channels.
+                positions = cmd.positions if cmd.names == COMMAND_NAMES else dict(zip(cmd.names, map(float, cmd.positions)))
+                driver.command(positions, arrive_at=cmd.execute_at)
             writes = self.emulator.stats.sync_writes
             state = driver.step(now)
             self._wait_for_goals(writes)
@@ -159,6 +164,7 @@ class SimRobot:
             self._times.append(now)
             self._commands.append(state.commands.astype(np.float32))
             self._goals.append(self.table.ticks_to_commands(state.goal_ticks).astype(np.float32))
+            self._joints.append(self.table.ticks_to_channels(state.position_ticks)[N_COMMANDS:].astype(np.float32))
 
     def _wait_for_goals(self, writes_before: int) -> None:
         """Wait until the emulator has applied this cycle's goal Sync Write (reproducible runs)."""
@@ -184,6 +190,15 @@ class SimRobot:
         self._times.clear()
         self._commands.clear()
         self._goals.clear()
+        self._joints.clear()
+
+    def joints(self) -> np.ndarray:
+        """Present gaze/neck channels (N, 5) per recorded control cycle, normalized (TARGET_NAMES order)."""
+        return np.asarray(self._joints, np.float32).reshape(-1, len(TARGET_NAMES))
+
+    def joints_now(self) -> np.ndarray | None:
+        """The present gaze/neck channels (5,) at the last control cycle (None before the first)."""
+        return self._joints[-1].copy() if self._joints else None
 
     def trace(self) -> RobotTrace:
         n = len(self.twin.calm_commands())

@@ -36,10 +36,15 @@ _TITLE_PX = 30
 
 
 def render_face(points: np.ndarray, size: tuple[int, int] = (480, 480), *, title: str | None = None,
-                highlight: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+                highlight: Sequence[int] | np.ndarray | None = None,
+                gaze: tuple[float, float] | None = None, head: tuple[float, float, float] | None = None) -> np.ndarray:
     """RGB uint8 image (height, width, 3) of the face; ``size`` is (width, height).
 
     ``highlight``: canonical landmark indices (or a boolean mask of 113) drawn as red dots.
+    ``gaze``: the eyes' (yaw, pitch) in degrees (emo_core.gaze conventions: yaw > 0 to the robot's
+    right, pitch > 0 down), drawn as the irises' offset. ``head``: the neck's (roll, pitch, yaw) in
+    degrees, drawn as the face turned about a pivot behind and below it; the image is fitted to the
+    face at home, so the turn shows as a shift. Both as seen by someone facing the robot.
     """
     pts = check_points(points, "render_face points", dims=(2, 3))[:, :2].astype(np.float64)
     width, height = _check_size(size)
@@ -48,14 +53,17 @@ def render_face(points: np.ndarray, size: tuple[int, int] = (480, 480), *, title
     cv2.rectangle(canvas, (0, 0), (width * s, height * s), BACKGROUND, -1)   # much faster than numpy fill
     top = _TITLE_PX * s if title else 0
     outline = _silhouette(pts)
-    to_px = _fit(outline, width * s, height * s - top, top)
+    to_px = _fit(outline, width * s, height * s - top, top, margin=0.06 if head is None else 0.18)
+    if head is not None:
+        pts = _turn(pts, outline, head)
+        outline = _silhouette(pts)
     thick = max(1, int(round(min(width, height) * s / 240)))
     _draw_skin(canvas, to_px(outline), thick)
     scale = to_px.scale
     for side in ("right", "left"):
-        _draw_eye(canvas, pts, side, to_px, thick)
+        _draw_eye(canvas, pts, side, to_px, thick, gaze)
         _draw_brow(canvas, pts, side, to_px)
-    _draw_nose(canvas, pts, to_px, thick)
+    _draw_nose(canvas, pts, to_px, thick, follow_eyes=head is not None)
     _draw_mouth(canvas, pts, to_px, thick, scale)
     cv2.polylines(canvas, [_px(to_px(pts[topo.JAW]))], False, SKIN_EDGE, thick, cv2.LINE_AA)
     if highlight is not None:
@@ -153,7 +161,27 @@ def _inside(canvas: np.ndarray, poly: np.ndarray, draw) -> None:
     roi[inside] = layer[inside]
 
 
-def _draw_eye(canvas: np.ndarray, pts: np.ndarray, side: str, to_px: _Fit, thick: int) -> None:
+def _turn(pts: np.ndarray, outline: np.ndarray, head: tuple[float, float, float]) -> np.ndarray:
+    """The face points turned by the neck (roll, pitch, yaw in degrees) about a pivot half a face
+    height behind and below the face centre, projected orthographically."""
+    roll, pitch, yaw = (np.radians(float(v)) for v in head)
+    lo, hi = outline.min(axis=0), outline.max(axis=0)
+    centre = 0.5 * (lo + hi)
+    size = float(hi[1] - lo[1])
+    pivot = np.array([centre[0], centre[1] + 0.5 * size, 0.5 * size])
+    p = np.column_stack([pts, np.zeros(len(pts))]) - pivot
+    # Seen from the front: the robot's right is the viewer's left, so yaw to its right moves the face left.
+    cy, sy = np.cos(-yaw), np.sin(-yaw)
+    cp, sp = np.cos(pitch), np.sin(pitch)
+    cr, sr = np.cos(roll), np.sin(roll)
+    r_yaw = np.array([[cy, 0.0, -sy], [0.0, 1.0, 0.0], [sy, 0.0, cy]])
+    r_pitch = np.array([[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]])
+    r_roll = np.array([[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]])
+    return ((p @ (r_yaw @ r_pitch @ r_roll).T) + pivot)[:, :2]
+
+
+def _draw_eye(canvas: np.ndarray, pts: np.ndarray, side: str, to_px: _Fit, thick: int,
+              gaze: tuple[float, float] | None = None) -> None:
     contour = pts[topo.EYES[side]]
     poly = _px(to_px(contour))
     # Iris and pupil (the pupil holds Emo's eye camera), centred between the corners and lids.
@@ -162,6 +190,13 @@ def _draw_eye(canvas: np.ndarray, pts: np.ndarray, side: str, to_px: _Fit, thick
     if _open(contour):
         centre[1] = 0.5 * (np.median(contour[1:8, 1]) + np.median(contour[9:16, 1]))
     eye_width = float(np.linalg.norm(corners[1] - corners[0]))
+    if gaze is not None:
+        # About a third of the eye's width for the eyes' +-22 deg; the viewer sees yaw mirrored.
+        # Sideways about a third of the eye's width at the eyes' 22 deg; up/down a third of the
+        # lid opening at their 17.6 deg (the iris must stay visible between the lids).
+        aperture = float(np.median(contour[9:16, 1]) - np.median(contour[1:8, 1])) if _open(contour) else 0.0
+        centre = centre + np.array([-0.3 * eye_width * np.sin(np.radians(gaze[0])) / np.sin(np.radians(22.0)),
+                                    0.35 * aperture * np.sin(np.radians(gaze[1])) / np.sin(np.radians(17.6))])
     c_px = _px(to_px(centre[None]))[0]
 
     def draw(layer: np.ndarray, offset: np.ndarray) -> None:
@@ -189,18 +224,21 @@ def _draw_brow(canvas: np.ndarray, pts: np.ndarray, side: str, to_px: _Fit) -> N
     cv2.polylines(canvas, [poly], True, BROW, 2, cv2.LINE_AA)
 
 
-def _draw_nose(canvas: np.ndarray, pts: np.ndarray, to_px: _Fit, thick: int) -> None:
+def _draw_nose(canvas: np.ndarray, pts: np.ndarray, to_px: _Fit, thick: int, follow_eyes: bool = False) -> None:
     """A discreet nose between the eyes and the mouth (the nose carries no expression landmarks,
-    so it is placed from the eyes and the upper lip: tip at ~78 % of the way down)."""
+    so it is placed from the eyes and the upper lip: tip at ~78 % of the way down). A face drawn
+    turned (``follow_eyes``) has its nose centred between the inner eye corners, not at x = 0."""
     eyes_y = pts[np.concatenate([topo.EYE_INNER_CORNERS, topo.EYE_OUTER_CORNERS]), 1].mean()
-    inner_x = np.abs(pts[topo.EYE_INNER_CORNERS, 0]).mean()
+    inner = pts[topo.EYE_INNER_CORNERS, 0]
+    centre_x = float(inner.mean()) if follow_eyes else 0.0
+    inner_x = 0.5 * float(np.abs(inner[1] - inner[0])) if follow_eyes else np.abs(inner).mean()
     mouth_top = pts[topo.LIP_UPPER_OUTER, 1].min()
     tip_y = eyes_y + 0.78 * (mouth_top - eyes_y)
     w = 0.6 * inner_x
     h = 0.1 * (mouth_top - eyes_y)
     base = np.array([[-w, tip_y - h], [-0.8 * w, tip_y + 0.6 * h], [-0.35 * w, tip_y + 0.9 * h],
                      [0.0, tip_y + 0.6 * h], [0.35 * w, tip_y + 0.9 * h], [0.8 * w, tip_y + 0.6 * h],
-                     [w, tip_y - h]])
+                     [w, tip_y - h]]) + [centre_x, 0.0]
     cv2.polylines(canvas, [_px(to_px(base))], False, SKIN_EDGE, thick, cv2.LINE_AA)
 
 
