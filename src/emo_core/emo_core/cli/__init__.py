@@ -3,6 +3,8 @@
 Every module in this package that defines ``register(registry)`` contributes commands, so each
 stage owns its own CLI file. Commands may be nested by name (``"train inverse"``). User errors
 (:class:`~emo_core.errors.EmoError`) end as one line on stderr with exit code 2, never a traceback.
+Ctrl-C, SIGTERM and SIGHUP stop any command the same safe way (``finally`` blocks run: servos ease
+home and release torque, temp files go) and exit with 128 + the signal (:mod:`emo_core.signals`).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..errors import EmoError
+from ..signals import exit_status, stop_on_signals
 
 LOG = logging.getLogger("emo_core.cli")
 EXIT_USER_ERROR = 2
@@ -81,13 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USER_ERROR
     try:
-        code = args.func(args)
+        with stop_on_signals():
+            code = args.func(args)
     except EmoError as exc:
         print(f"emo: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("emo: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"emo: {str(exc) or 'interrupted'}", file=sys.stderr)
+        return exit_status(exc)
     except BrokenPipeError:
         # The reader went away (e.g. `emo ... | head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -9,7 +9,9 @@
   (``driver.servo_lag_s``) to how its present position followed the goals.
 
 The long-running driver (ROS node, pipeline) is what homes and releases on shutdown; ``set`` is a
-bench tool and deliberately leaves the servos holding the pose it set.
+bench tool and deliberately leaves the servos holding the pose it set -- unless it is interrupted
+mid-move. Ctrl-C, SIGTERM and SIGHUP stop every command that holds torque the same way: ease home,
+torque off, exit 128 + the signal (``emo_core.signals``).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..signals import STOP_SIGNALS, Stopped
 from ..servo.driver import DriverConfig, ServoDriver, ServoState
 from ..servo.emulator import BusEmulator
 from ..servo.models import MODEL_BY_NUMBER, describe_hardware_error
@@ -53,7 +56,7 @@ def _emulate(args: argparse.Namespace) -> int:
         raise InputError(f"--link {link}: directory {link.parent} does not exist")
     stop = threading.Event()
     # SIGINT too: a shell starts background jobs with SIGINT ignored, and `kill -INT` should still stop us.
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, *STOP_SIGNALS)}
     emulator = BusEmulator.from_table(table, link=link, baudrate=args.baud or table.baudrate,
                                       timing=args.timing, seed=args.seed)
     emulator.set_fault_rates(drop=args.drop_rate, corrupt=args.corrupt_rate)
@@ -129,8 +132,10 @@ def _set(args: argparse.Namespace) -> int:
         driver.activate()
         driver.command(targets)
         state = driver.wait_until_settled(args.timeout)
-    finally:
-        driver.close()            # no homing, no release: the bench pose stays held
+    except BaseException:
+        driver.shutdown()         # interrupted or failed mid-move: ease home, release torque
+        raise
+    driver.close()                # done: no homing, no release -- the bench pose stays held
     _print_moved(state, table, targets)
     return 0 if state.connected and not state.fault else 1
 
@@ -219,8 +224,9 @@ def _monitor(args: argparse.Namespace) -> int:
                 print("\033[H\033[J", end="")
             print(format_state(state), flush=True)
             n += 1
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Stopped):
+            raise                 # SIGTERM/SIGHUP: exit 128 + signal; Ctrl-C is the monitor's normal end
     finally:
         driver.close()
     return 0

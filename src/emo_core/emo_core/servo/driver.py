@@ -14,18 +14,21 @@ The driver owns the bus and is driven by its caller, one control cycle per :meth
 Safety: commands are validated (NaN/inf rejected before anything is sent; out-of-range clamped or
 rejected); setpoints never leave the limits, which are also written into the servos' own
 Min/Max_Position_Limit; Profile_Velocity is set as a hardware speed backstop; a watchdog eases the
-face home when commands stop; :meth:`shutdown` homes and releases torque (also on Ctrl-C, via the
-context manager); a lost port is reported and reopened when it comes back.
+face home when commands stop; :meth:`shutdown` homes and releases torque (also on Ctrl-C, SIGTERM and
+SIGHUP, via the context manager: see :mod:`emo_core.signals`); a lost port is reported and reopened
+when it comes back.
 
 Lifecycle (the ROS lifecycle node maps onto it): ``open()`` = configure, ``activate()`` = torque on,
 ``deactivate()`` = home + torque off, ``close()`` = release the port.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +38,7 @@ import numpy as np
 
 from ..clock import Clock, MonotonicClock
 from ..errors import ConfigError, InputError
+from ..signals import signals_deferred, stop_on_signals
 from .bus import ServoBus, ServoError, TransportError
 from .models import MODEL_BY_NUMBER, Register, describe_hardware_error
 from .table import ServoTable
@@ -74,6 +78,10 @@ class DriverConfig:
     reboot_on_hardware_error: bool = False
     reboot_backoff_s: float = 1.0
     shutdown_timeout_s: float = 3.0
+    #: Interrupted (Ctrl-C, SIGTERM, SIGHUP): ease home at full max_velocity for at most this long,
+    #: then torque off -- a supervisor escalates to SIGKILL within seconds, and a face left torqued
+    #: mid-move by a kill is worse than one released a little short of home.
+    stop_timeout_s: float = 0.6
     home_tolerance_ticks: int = 8
     control_period_s: float = 0.01
     temperature_warn_c: float = 60.0
@@ -100,7 +108,7 @@ class DriverConfig:
                 raise ConfigError(f"driver {f.name} must be {kind.__name__}, got {value!r}")
         if self.out_of_range not in ("clamp", "reject"):
             raise ConfigError(f"driver out_of_range must be 'clamp' or 'reject', got {self.out_of_range!r}")
-        for name in ("home_speed_scale", "max_dt_s", "control_period_s", "shutdown_timeout_s"):
+        for name in ("home_speed_scale", "max_dt_s", "control_period_s", "shutdown_timeout_s", "stop_timeout_s"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"driver {name} must be a positive number, got {value!r}")
@@ -214,6 +222,7 @@ class ServoDriver:
         self._active = False
         self._watchdog = False
         self._homing = False
+        self._home_speed_scale = self.config.home_speed_scale
         self._watchdog_deadline = math.inf
         self._last_step_t: float | None = None
         self._missing: set[int] = set()          # servos that stopped answering mid-run
@@ -224,6 +233,7 @@ class ServoDriver:
         self._failed_cycles = 0
         self._cycle = 0
         self._fault = ""
+        self._signals: contextlib.ExitStack | None = None
         self.clamped = 0            # command values clamped into [0, 1] so far
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -258,13 +268,14 @@ class ServoDriver:
         self._watchdog = False
         LOG.info("servo torque on (%d servos)", len(self._ids))
 
-    def deactivate(self, timeout_s: float | None = None) -> None:
-        """Ease home (velocity-limited), then torque off. Torque goes off even if homing times out."""
+    def deactivate(self, timeout_s: float | None = None, speed_scale: float | None = None) -> None:
+        """Ease home (velocity-limited, at ``speed_scale`` x max_velocity, default home_speed_scale),
+        then torque off. Torque goes off even if homing times out."""
         if not self._active:
             return
         try:
             if self._connected:
-                self.home()
+                self.home(speed_scale=speed_scale)
                 self.wait_until_settled(timeout_s if timeout_s is not None else self.config.shutdown_timeout_s)
         finally:
             self._active = False
@@ -278,11 +289,20 @@ class ServoDriver:
 
     def shutdown(self) -> None:
         """Home, torque off, close. Safe to call twice. A Ctrl-C during homing skips to torque off;
-        bus errors are logged, not raised (shutdown runs in ``finally`` blocks and ``__exit__``)."""
+        bus errors are logged, not raised (shutdown runs in ``finally`` blocks and ``__exit__``).
+
+        Called while an interrupt (Ctrl-C, SIGTERM, SIGHUP: :mod:`emo_core.signals`) propagates, the
+        homing is the quick one: full max_velocity for at most ``stop_timeout_s``."""
+        interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt)
         try:
             if self._active:
                 try:
-                    self.deactivate()
+                    if interrupted:
+                        LOG.warning("interrupted: easing home for up to %.1f s, then torque off",
+                                    self.config.stop_timeout_s)
+                        self.deactivate(self.config.stop_timeout_s, speed_scale=1.0)
+                    else:
+                        self.deactivate()
                 except KeyboardInterrupt:
                     LOG.warning("interrupted while homing: releasing torque now")
                     self._active = False
@@ -294,12 +314,25 @@ class ServoDriver:
             self.close()
 
     def __enter__(self) -> "ServoDriver":
-        if not self._opened:
-            self.open()
+        # SIGTERM/SIGHUP raise like Ctrl-C while the block runs, so __exit__ homes and releases.
+        stack = contextlib.ExitStack()
+        stack.enter_context(stop_on_signals())
+        try:
+            if not self._opened:
+                self.open()
+        except BaseException:
+            stack.close()
+            raise
+        self._signals = stack
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+        try:
+            self.shutdown()
+        finally:
+            if self._signals is not None:
+                self._signals.close()
+                self._signals = None
 
     # -- commands -----------------------------------------------------------------------------
     def command(self, positions: Mapping[str, float] | np.ndarray, arrive_at: float | None = None) -> None:
@@ -331,8 +364,13 @@ class ServoDriver:
             LOG.info("commands resumed: watchdog released")
         self._watchdog = False
 
-    def home(self, arrive_at: float | None = None) -> None:
-        """Target the home pose (at the home speed unless ``arrive_at`` says otherwise)."""
+    def home(self, arrive_at: float | None = None, speed_scale: float | None = None) -> None:
+        """Target the home pose (at ``speed_scale`` x max_velocity, default home_speed_scale, unless
+        ``arrive_at`` says otherwise)."""
+        scale = self.config.home_speed_scale if speed_scale is None else float(speed_scale)
+        if not (math.isfinite(scale) and 0.0 < scale <= 1.0):
+            raise InputError(f"home speed_scale must be in (0, 1], got {speed_scale!r}")
+        self._home_speed_scale = scale
         self._target = self._home.copy()
         self._arrive_at[:] = np.nan if arrive_at is None else float(arrive_at)
         self._homing = True
@@ -429,7 +467,8 @@ class ServoDriver:
             LOG.warning("no servo command for %.2f s: easing to home", self._watchdog_timeout)
         homing = self._watchdog or self._homing
         target = self._home if self._watchdog else self._target
-        vmax = self._vmax * (self.config.home_speed_scale if homing else 1.0)
+        scale = self.config.home_speed_scale if self._watchdog else self._home_speed_scale
+        vmax = self._vmax * (scale if homing else 1.0)
         remaining = target - self._setpoint
         speed = vmax
         timed = ~np.isnan(self._arrive_at) & ~np.bool_(self._watchdog)
@@ -712,7 +751,8 @@ class ServoDriver:
         if not self._connected:
             LOG.error("servo port %s is gone: cannot release torque", self.bus.port_name)
             return
-        self._torque(False)
+        with signals_deferred():           # a second Ctrl-C/SIGTERM must not cut the release short
+            self._torque(False)
         if self._missing:
             LOG.error("torque not released on silent servo(s): %s",
                       self._describe(self.table.by_id(i) for i in self._missing))
