@@ -237,7 +237,11 @@ class ServoTable:
                 norm[idx] = v
                 mask[idx] = True
             return norm, mask
-        arr = np.asarray(positions, dtype=np.float64).ravel() if not isinstance(positions, str) else None
+        try:
+            arr = np.asarray(positions, dtype=np.float64).ravel() if not isinstance(positions, (str, bytes)) else None
+        except (TypeError, ValueError, OverflowError) as exc:
+            # Object arrays, ragged lists, 10**400: garbage in, one clear error out.
+            raise InputError(f"command values must be numbers: {exc}; nothing was sent") from None
         if arr is None or arr.size not in (N_COMMANDS, N_CHANNELS, n):
             size = "a string" if arr is None else arr.size
             raise InputError(f"expected {N_COMMANDS} commands, {N_CHANNELS} channels or {n} servo values, got {size}")
@@ -322,7 +326,10 @@ def _parse_servo(entry: Any, defaults: dict, source: str, index: int) -> ServoSp
 def _finite(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise InputError(f"{what}={value!r} is not a number")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        raise InputError(f"{what} is too large; nothing was sent") from None
     if not math.isfinite(v):
         raise InputError(f"{what}={v} is not finite; nothing was sent")
     return v
