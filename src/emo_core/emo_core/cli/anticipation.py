@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write_json
 from ..errors import InputError
+from ..modeldir import ModelDirWriter
 
 LOG = logging.getLogger(__name__)
 
@@ -60,17 +62,12 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.cv:
         folds = cross_validate(windows, train_cfg, by=args.cv, k=args.folds)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"cv_{args.cv}.json").write_text(json.dumps(_clean(folds), indent=2) + "\n")
+        atomic_write_json(out / f"cv_{args.cv}.json", _clean(folds))
         print(json.dumps(_clean(folds["summary"])))
         return 0
     result = train_predictor(windows, train_cfg, extra_card={"source": {"file": Path(args.data).name,
                                                                         "command": "emo train predictor"}})
-    result.predictor.save(out)
-    m = result.predictor.card["metrics"]
-    print(f"saved {args.arch} predictor to {out}: validation MAE {m['val_mae']:.4f} "
-          f"(mimicry {m['val_mimicry_mae']:.4f}), time-to-apex MAE {m['val_tta_mae_ms']:.0f} ms, "
-          f"best epoch {m['best_epoch']}")
+    scorer = None
     if not args.no_detector:
         from ..anticipation.scorer import ScorerSpec, train_scorer
 
@@ -79,7 +76,17 @@ def _train(args: argparse.Namespace) -> int:
         scorer = train_scorer(sequences, spec, epochs=args.detector_epochs, seed=args.seed,
                               threads=args.threads, progress=not args.quiet, wander=args.detector_wander)
         scorer.card["source"] = {"file": Path(args.data).name, "command": "emo train predictor"}
-        scorer.save(out)
+    # Predictor and scorer are one directory, written as a whole: an interrupted run or a re-train
+    # over an old directory leaves the old set or the new one, never new weights beside an old detector.
+    with ModelDirWriter(out) as writer:
+        result.predictor.save(out, writer=writer)
+        if scorer is not None:
+            scorer.save(out, writer=writer)
+    m = result.predictor.card["metrics"]
+    print(f"saved {args.arch} predictor to {out}: validation MAE {m['val_mae']:.4f} "
+          f"(mimicry {m['val_mimicry_mae']:.4f}), time-to-apex MAE {m['val_tta_mae_ms']:.0f} ms, "
+          f"best epoch {m['best_epoch']}")
+    if scorer is not None:
         print(f"saved the detector's rising-edge scorer to {out} ({scorer.card['frames']} frames)")
     return 0
 

@@ -6,10 +6,11 @@ each mode's commands drive its own simulated robot (driver -> emulator -> twin) 
 output frame is composed as soon as the robots have reached that frame's time. Then the synchrony
 of each mode is measured against the clip's ground truth (when the video has a ``.json`` sidecar)
 and on held-out synthetic people, and ``side_by_side.mp4``, ``timeline.png`` and ``report.json``
-are written (each atomically).
+are written (replaced as a set: an interrupted run leaves the previous three; emo_core.modeldir).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -24,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from ..anticipation.blas import blas_threads
-from ..atomic import atomic_write_bytes, atomic_write_json
 from ..benchmarks.timing import peak_rss_mb
 from ..errors import InputError
 from ..schema import N_LANDMARKS
@@ -122,16 +122,33 @@ class DemoRun:
         self.loop_wall_s = 0.0
         self.frames = 0
         self.servo_lag_s: float | None = None
+        self._clip: Any = None
+        self._synthetic_summary: Any = None
 
     # ---------------------------------------------------------------------------- the run
     def run(self) -> dict[str, Any]:
-        from ..perception.extractor import ExtractorConfig, FaceLandmarkExtractor
+        from ..modeldir import OutputSet
         from ..perception.sources import open_source
-        from ..people.clip import write_video
 
         cfg = self.config
         source = open_source(self.video)        # InputError (exit 2) before anything slow
         cfg.out.mkdir(parents=True, exist_ok=True)
+        # The three outputs are replaced as a set at the end: an interrupted run leaves the old set.
+        outputs = OutputSet(cfg.out)
+        try:
+            report = self._run(source, outputs)
+            outputs.write_bytes("timeline.png", self._plot(self._clip, self._synthetic_summary))
+            outputs.write_bytes("report.json", (json.dumps(report, indent=2) + "\n").encode())
+            outputs.commit()
+        finally:
+            outputs.discard()
+        return report
+
+    def _run(self, source: Any, outputs: Any) -> dict[str, Any]:
+        from ..perception.extractor import ExtractorConfig, FaceLandmarkExtractor
+        from ..people.clip import write_video
+
+        cfg = self.config
         # One BLAS thread: single-frame inference gains nothing from a second one and waits for it
         # on a busy machine (anticipation/blas.py).
         with source, fast_thread_handoff(), blas_threads(1):
@@ -149,7 +166,7 @@ class DemoRun:
                 self.runners = {m: ModeRunner(pipelines[m], robots[m]) for m in cfg.modes}
                 width = cfg.panel * (2 + len(cfg.modes))
                 size = (width, cfg.panel + HEADER)
-                write_video(self._frames(source, pipelines), cfg.out / "side_by_side.mp4", source.fps, size)
+                write_video(self._frames(source, pipelines), outputs.stage("side_by_side.mp4"), source.fps, size)
                 if not self.stamps:
                     raise InputError(f"{self.video}: no frames")
                 self.runs = {m: r.finish(self.stamps[-1]) for m, r in self.runners.items()}
@@ -158,13 +175,9 @@ class DemoRun:
                     robot.stop()
                 extractor.close()
             primary = pipelines[cfg.modes[0]]
-            clip = self._clip_synchrony()
-            synthetic = self._synthetic() if cfg.synthetic > 0 else None
-        report = self._report(primary, clip, synthetic)
-        for path in (atomic_write_bytes(cfg.out / "timeline.png", self._plot(clip, synthetic)),
-                     atomic_write_json(cfg.out / "report.json", report)):
-            path.chmod(0o644)        # the temp file was private (mkstemp); outputs are ordinary files
-        return report
+            self._clip = clip = self._clip_synchrony()
+            self._synthetic_summary = synthetic = self._synthetic() if cfg.synthetic > 0 else None
+        return self._report(primary, clip, synthetic)
 
     def _frames(self, source: Any, pipelines: dict) -> Iterator[np.ndarray]:
         """Process every frame through every mode and yield the composed side-by-side frame."""
