@@ -18,9 +18,20 @@ from collections.abc import Callable, Sequence
 
 from ..errors import EmoError
 from ..signals import exit_status, stop_on_signals
+from ._args import state_bounds
 
 LOG = logging.getLogger("emo_core.cli")
 EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line like any other user error: one line, exit 2
+    (``emo: error: train predictor: argument --epochs: 0 is outside [1, 10000]``)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        where = self.prog.removeprefix("emo").strip()
+        print(f"emo: error: {where + ': ' if where else ''}{' '.join(message.split())}", file=sys.stderr)
+        sys.exit(EXIT_USER_ERROR)
 
 
 class Registry:
@@ -30,6 +41,7 @@ class Registry:
         self._root = parser.add_subparsers(dest="command", metavar="COMMAND")
         self._groups: dict[tuple[str, ...], argparse._SubParsersAction] = {(): self._root}
         self._group_parsers: dict[tuple[str, ...], argparse.ArgumentParser] = {}
+        self._commands: list[argparse.ArgumentParser] = []
 
     def _group(self, path: tuple[str, ...], help_text: str | None) -> argparse._SubParsersAction:
         if path not in self._groups:
@@ -51,6 +63,7 @@ class Registry:
         parser = self._group(path[:-1], None).add_parser(
             path[-1], help=help_text, description=description or help_text)
         parser.set_defaults(func=func)
+        self._commands.append(parser)
         return parser
 
 
@@ -62,7 +75,7 @@ def _usage_of(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emo", description="Emo human-robot facial coexpression")
+    parser = _Parser(prog="emo", description="Emo human-robot facial coexpression")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
     registry = Registry(parser)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
@@ -72,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
         register = getattr(module, "register", None)
         if register is not None:
             register(registry)
+    for command in registry._commands:
+        state_bounds(command)
     return parser
 
 
@@ -96,7 +111,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (e.g. `emo ... | head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:
+        # The machine refused a path we were given (read-only, /proc, under a file, a full disk):
+        # the user's environment, not a bug -- one line naming the path.
+        print(f"emo: error: {_os_error(exc)}", file=sys.stderr)
+        return EXIT_USER_ERROR
     return int(code or 0)
+
+
+def _os_error(exc: OSError) -> str:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    paths = [str(p) for p in (exc.filename, exc.filename2) if p is not None]
+    return f"{reason}: {' -> '.join(paths)}" if paths else reason
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ._args import integer, number
 
 LOG = logging.getLogger(__name__)
 
@@ -145,5 +146,5 @@ def register(registry) -> None:
     p.add_argument("--tracks", default=None,
                    help="also write each video's landmark track with its episodes and truth (NAME.npz) here; "
                         "emo sim calibration --real reads them")
-    p.add_argument("--max-frames", type=int, default=None, help="stop each video after this many frames")
+    p.add_argument("--max-frames", type=integer(1, 10_000_000), default=None, help="stop each video after this many frames")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

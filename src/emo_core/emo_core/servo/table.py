@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ..errors import ConfigError, InputError
-from ..resources import config_path
+from ..resources import config_path, read_yaml
 from ..schema import COMMAND_NAMES, N_COMMANDS
 from .models import ModelSpec, model as model_spec
 
@@ -97,12 +96,7 @@ class ServoTable:
     def load(cls, path: str | Path | None = None) -> "ServoTable":
         """Load and validate a servo table (default: the configured ``servos.yaml``)."""
         path = Path(path) if path is not None else config_path("servos.yaml")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read servo table {path}: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}".splitlines()[0]) from None
+        data = read_yaml(path, "servo table")
         return cls.from_dict(data, source=str(path))
 
     @classmethod
