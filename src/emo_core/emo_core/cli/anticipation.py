@@ -77,6 +77,7 @@ def _train(args: argparse.Namespace) -> int:
         scorer = train_scorer(sequences, spec, epochs=args.detector_epochs, seed=args.seed,
                               threads=args.threads, progress=not args.quiet, wander=args.detector_wander)
         scorer.card["source"] = {"file": Path(args.data).name, "command": "emo train predictor"}
+    _refuse_diverged(result.predictor.module, result.predictor.card.get("metrics", {}).get("val_mae"))
     # Predictor and scorer are one directory, written as a whole: an interrupted run or a re-train
     # over an old directory leaves the old set or the new one, never new weights beside an old detector.
     with ModelDirWriter(out) as writer:
@@ -90,6 +91,14 @@ def _train(args: argparse.Namespace) -> int:
     if scorer is not None:
         print(f"saved the detector's rising-edge scorer to {out} ({scorer.card['frames']} frames)")
     return 0
+
+
+def _refuse_diverged(module: Any, val_metric: Any) -> None:
+    """A run whose loss blew up (too high a learning rate) leaves NaN weights: say so, save nothing."""
+    finite = all(bool(t.isfinite().all()) for t in module.state_dict().values())
+    if not finite or val_metric is None or not math.isfinite(float(val_metric)):
+        raise InputError("training diverged (NaN or inf in the weights or the validation error); "
+                         "nothing was saved -- lower --lr")
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from pathlib import Path
 
 from ..errors import InputError
@@ -91,6 +92,11 @@ def _train(args: argparse.Namespace) -> int:
                       hidden=tuple(args.hidden) if args.hidden else None,
                       input_noise=_noise_arg(args.input_noise), input_norm=args.input_norm)
     model, results = train_inverse(args.data, cfg, progress=not args.quiet)
+    finite = all(bool(t.isfinite().all()) for t in model.net.state_dict().values())
+    if not finite or not math.isfinite(float(model.card.get("metrics", {}).get("test_l1", math.nan))):
+        # A loss that blew up (too high a learning rate) leaves NaN weights: say so, save nothing.
+        raise InputError("training diverged (NaN or inf in the weights or the test error); nothing was "
+                         "saved -- lower --lr")
     model.save(args.out)
     for name, result in results.items():
         mark = "*" if name == model.arch.name else " "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import signal
 import sys
@@ -53,6 +54,11 @@ def _emulate(args: argparse.Namespace) -> int:
     link = Path(args.link)
     if link.exists() and not link.is_symlink():
         raise InputError(f"--link {link}: exists and is not a symlink; refusing to replace it")
+    if link.is_symlink() and link.exists():
+        # It leads to a live pty: a running emulator's link (or someone's terminal). Taking it over
+        # would silently cut that emulator's clients off; a stale link (its pty gone) is replaced.
+        raise InputError(f"--link {link}: already leads to the live pty {os.readlink(link)} "
+                         "(another emulator running?); stop it or choose another link")
     if not link.parent.is_dir():
         raise InputError(f"--link {link}: directory {link.parent} does not exist")
     stop = threading.Event()

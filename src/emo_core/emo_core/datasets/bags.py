@@ -380,6 +380,13 @@ def dataset_from_bags(paths: Sequence[str | Path], out: str | Path, kind: str = 
     """The CLI's entry: detect the kind (unless given) and convert."""
     if not paths:
         raise InputError("no bag given")
+    seen: dict[Path, str] = {}
+    for path in paths:
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            # The same recording twice would enter the dataset twice: duplicate samples, not more data.
+            raise InputError(f"bag {path} is given twice (also as {seen[resolved]})")
+        seen[resolved] = str(path)
     topics = options.pop("topics", BagTopics())
     kind = detect_kind(paths, topics) if kind == "auto" else kind
     if kind == "babbling":
