@@ -103,10 +103,7 @@ def assets(tmp_path_factory) -> dict[str, str]:
 
 
 def _run(argv: list[str], capsys) -> tuple[int, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:             # argparse refuses a flag before the command runs
-        code = exc.code
+    code = main(argv)
     err = capsys.readouterr().err
     return code, err
 
@@ -322,8 +319,7 @@ def test_every_command_is_in_the_catalogue() -> None:
 
 def test_numbers_are_bounded_in_the_help(capsys) -> None:
     """The size limits are stated where the flags are."""
-    with pytest.raises(SystemExit):
-        main(["sim", "sequences", "--help"])
+    assert main(["sim", "sequences", "--help"]) == 0
     out = capsys.readouterr().out
     assert "(range 1..10000)" in out and "(range 1..1000)" in out
 
