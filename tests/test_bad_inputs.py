@@ -108,7 +108,9 @@ def _run(argv: list[str], capsys) -> tuple[int, str]:
     return code, err
 
 
-# Each case: (id, argv with {asset} placeholders). "O" marks cases whose output location is {out}.
+QUICK_PREDICTOR = "--epochs 1 --pairs-per-epoch 256 --no-detector --quiet"
+
+# Each case: (id, argv with {asset} placeholders).
 CASES: list[tuple[str, str]] = [
     # --- train predictor
     ("train-predictor/missing", "train predictor --data {missing} --out {out} --quiet"),
@@ -131,6 +133,10 @@ CASES: list[tuple[str, str]] = [
     ("train-predictor/config-list", "train predictor --data {npz} --out {out} --config {yaml_list}"),
     ("train-predictor/config-dir", "train predictor --data {npz} --out {out} --config {dir}"),
     ("train-predictor/folds-1", "train predictor --data {npz} --out {out} --cv subject --folds 1"),
+    # (these train for a moment first: the output is checked when the model is saved)
+    ("train-predictor/out-is-file", "train predictor --data {npz} --out {file} " + QUICK_PREDICTOR),
+    ("train-predictor/out-proc", "train predictor --data {npz} --out {proc} " + QUICK_PREDICTOR),
+    ("train-predictor/out-under-file", "train predictor --data {npz} --out {under_file} " + QUICK_PREDICTOR),
     # --- train inverse
     ("train-inverse/missing", "train inverse --data {missing} --out {out} --quiet"),
     ("train-inverse/file-for-dir", "train inverse --data {file} --out {out} --quiet"),
@@ -142,6 +148,8 @@ CASES: list[tuple[str, str]] = [
     ("train-inverse/arch-unknown", "train inverse --data {babble} --out {out} --arch bogus"),
     ("train-inverse/noise-word", "train inverse --data {babble} --out {out} --input-noise lots"),
     ("train-inverse/noise-nan", "train inverse --data {babble} --out {out} --input-noise nan"),
+    ("train-inverse/out-is-file", "train inverse --data {babble} --out {file} --epochs 1 --quiet"),
+    ("train-inverse/out-under-file", "train inverse --data {babble} --out {under_file} --epochs 1 --quiet"),
     # --- eval predictor
     ("eval-predictor/missing", "eval predictor --data {missing}"),
     ("eval-predictor/truncated", "eval predictor --data {trunc_npz}"),
@@ -165,6 +173,8 @@ CASES: list[tuple[str, str]] = [
     ("eval-video/truncated", "eval video {trunc_mp4} --quiet"),
     ("eval-video/npz-as-mp4", "eval video {npz_as_mp4} --quiet"),
     ("eval-video/max-frames-0", "eval video {mp4} --max-frames 0 --quiet"),
+    ("eval-video/out-proc", "eval video {mp4} --max-frames 5 --out {proc} --quiet"),
+    ("eval-video/tracks-under-file", "eval video {mp4} --max-frames 5 --tracks {under_file} --quiet"),
     # --- dataset
     ("dataset-peaks/missing", "dataset peaks --data {missing}"),
     ("dataset-peaks/index-negative", "dataset peaks --data {npz} --index -1"),

@@ -53,8 +53,14 @@ def load_photo(path: str | Path | None) -> np.ndarray:
         return np.ascontiguousarray(data.astronaut())
     from ..perception.sources import read_image
 
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"photo not found: {path}")
     # The same reader as `emo landmarks`: a truncated JPEG/PNG is refused, not half-decoded.
-    return np.ascontiguousarray(read_image(path))
+    try:
+        return np.ascontiguousarray(read_image(path))
+    except InputError as exc:
+        raise InputError(f"cannot read photo {exc}") from None
 
 
 def photo_extractor() -> FaceLandmarkExtractor:

@@ -28,6 +28,7 @@ from ..anticipation.blas import blas_threads
 from ..benchmarks.timing import peak_rss_mb
 from ..errors import InputError
 from ..schema import N_LANDMARKS
+from ..signals import Stopped
 from .core import Mode, PipelineConfig, StepResult
 from .models import Stages
 from .outputs import HEADER, PANEL, Curve, PanelFrame, compose, timeline_png
@@ -206,7 +207,9 @@ class DemoRun:
                 bar.update()
                 if limit is not None and self.frames >= limit:
                     break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, Stopped):
+                raise             # SIGTERM/SIGHUP: stop now (the previous outputs stay); Ctrl-C: finish
             LOG.warning("interrupted: finishing with the %d frames seen", self.frames)
         finally:
             self.loop_wall_s = time.perf_counter() - t_start
