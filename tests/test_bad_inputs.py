@@ -39,6 +39,13 @@ def assets(tmp_path_factory) -> dict[str, str]:
 
     a["jpg"] = root / "face.jpg"
     cv2.imwrite(str(a["jpg"]), np.ascontiguousarray(skdata.astronaut()[:, :, ::-1]))
+    assert main(["eval", "video", str(a["mp4"]), "--max-frames", "40", "--tracks", str(root / "tracks"),
+                 "--quiet", "--json"]) == 0
+    a["tracks"] = root / "tracks"
+    a["tracks_bad"] = root / "tracks_bad"
+    a["tracks_bad"].mkdir()
+    raw = next(a["tracks"].glob("*.npz")).read_bytes()
+    (a["tracks_bad"] / "cut.npz").write_bytes(raw[: len(raw) // 2])
     a["model"] = root / "predictor"
     shutil.copytree(data_path("predictor"), a["model"])
     a["inverse"] = root / "inverse"
@@ -77,6 +84,9 @@ def assets(tmp_path_factory) -> dict[str, str]:
     a["yaml_list"].write_text("- 1\n- 2\n")
     a["yaml_bad"] = root / "bad.yaml"
     a["yaml_bad"].write_text("servos: [unclosed\n")
+    a["bag_binary"] = root / "bag_binary"
+    a["bag_binary"].mkdir()
+    shutil.copy(a["yaml_binary"], a["bag_binary"] / "metadata.yaml")
     a["json_list"] = root / "list.json"
     a["json_list"].write_text("[1, 2, 3]\n")
     a["json_binary"] = root / "binary.json"
@@ -189,6 +199,7 @@ CASES: list[tuple[str, str]] = [
     ("dataset-from-bag/empty-dir", "dataset from-bag {dir} --out {out}"),
     ("dataset-from-bag/max-gap-0", "dataset from-bag {dir} --out {out} --max-gap 0"),
     ("dataset-from-bag/twice", "dataset from-bag {dir} {dir} --out {out}"),
+    ("dataset-from-bag/binary-metadata", "dataset from-bag {bag_binary} --out {out}"),
     # --- bench
     ("bench/unknown", "bench bogus --quick"),
     # --- demo
@@ -276,7 +287,10 @@ CASES: list[tuple[str, str]] = [
     ("sim-calibration/missing", "sim calibration --real {missing}"),
     ("sim-calibration/file", "sim calibration --real {file}"),
     ("sim-calibration/empty-dir", "sim calibration --real {dir}"),
-    ("sim-calibration/manifest-list", "sim calibration --real {dir} --manifest {json_list}"),
+    ("sim-calibration/manifest-list", "sim calibration --real {tracks} --manifest {json_list}"),
+    ("sim-calibration/manifest-binary", "sim calibration --real {tracks} --manifest {json_binary}"),
+    ("sim-calibration/truncated-track", "sim calibration --real {tracks_bad}"),
+    ("sim-calibration/npz-for-dir", "sim calibration --real {npz}"),
     ("sim-clip/photo-missing", "sim clip --expression smile --seconds 1 --photo {missing} --out {out}.mp4 --quiet"),
     ("sim-clip/photo-truncated", "sim clip --expression smile --seconds 1 --photo {trunc_jpg} --out {out}.mp4 --quiet"),
     ("sim-clip/photo-npz", "sim clip --expression smile --seconds 1 --photo {npz_as_jpg} --out {out}.mp4 --quiet"),

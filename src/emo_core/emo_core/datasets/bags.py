@@ -82,8 +82,8 @@ def bag_storage(path: str | Path) -> str:
     try:
         info = yaml.safe_load(file.read_text())["rosbag2_bagfile_information"]
         return str(info["storage_identifier"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise InputError(f"{file}: unreadable bag metadata ({exc})") from None
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError) as exc:   # ValueError: binary file
+        raise InputError(f"{file}: unreadable bag metadata ({' '.join(str(exc).split())})") from None
 
 
 class _open:
