@@ -253,6 +253,7 @@ def test_output_set_is_replaced_together_or_not_at_all(tmp_path) -> None:
     # A temp file a killed run left (its pid is gone) is cleaned by the next run.
     stale = out / ".report.json.tmp-999999999-abcd"
     stale.write_text("half")
+    (out / "..side_by_side.mp4.tmp-999999999-abcd.x1y2.mp4").write_text("a video writer's own temp")
     with OutputSet(out) as outputs:
         outputs.stage("side_by_side.mp4").write_text("new video")
         outputs.write_bytes("timeline.png", b"new plot")

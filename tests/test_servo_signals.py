@@ -174,3 +174,39 @@ def test_emulator_stops_on_sighup(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "emulator stopped" in out and not link.is_symlink()
+
+
+def test_hardware_babbling_stops_safely_and_keeps_its_data(table, emulator, tmp_path) -> None:
+    """`emo babble` in its hardware form (servo bus = the emulator, camera = a video file): SIGTERM
+    mid-run homes and releases within 1 s, exits 143, and the dataset opens with what was flushed."""
+    from emo_core.datasets.babbling import BabblingDataset
+    from emo_core.resources import data_path
+
+    out = tmp_path / "babble"
+    proc = _start([sys.executable, "-m", "emo_core.cli", "babble", "--port", emulator.port, "--camera",
+                   str(data_path("demo_clip.mp4")), "--samples", "1000", "--out", str(out), "--quiet"])
+    released_s, _, _, err = _signal_and_time_release(proc, emulator, signal.SIGTERM)
+    _assert_stopped_cleanly(proc, err, signal.SIGTERM)
+    assert released_s < 1.0
+    assert BabblingDataset.open(out).n_samples >= 0          # opens: whole chunks and manifest
+
+
+def test_demo_stopped_by_sigterm_leaves_the_previous_outputs(tmp_path) -> None:
+    """`emo demo` replaces its three outputs as a set: stopped mid-run, the old set stays whole and
+    nothing staged is left behind."""
+    out = tmp_path / "demo"
+    out.mkdir()
+    old = {name: f"previous {name}" for name in ("side_by_side.mp4", "timeline.png", "report.json")}
+    for name, text in old.items():
+        (out / name).write_text(text)
+    proc = _start([sys.executable, "-m", "emo_core.cli", "demo", "--out", str(out), "--synthetic", "0"])
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".") for p in out.iterdir()):      # the new video is being written
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == "emo: stopped by SIGTERM"
+    assert {p.name: p.read_text() for p in out.iterdir()} == old

@@ -106,12 +106,15 @@ def clean_stale(directory: Path) -> list[Path]:
     """Remove temp files or directories a killed writer of ``directory`` (a model directory or an
     output file) left beside it -- those of processes no longer running; returns them."""
     removed = []
-    prefix = f".{directory.name}{_TMP_TAG}"
+    # A staged file may itself have been written through a temp file named after it (".<staged>.*",
+    # as mkstemp-based writers do): those go too.
+    prefixes = (f".{directory.name}{_TMP_TAG}", f"..{directory.name}{_TMP_TAG}")
     parent = directory.parent
     if not parent.is_dir():
         return removed
     for entry in parent.iterdir():
-        if not entry.name.startswith(prefix):
+        prefix = next((p for p in prefixes if entry.name.startswith(p)), None)
+        if prefix is None:
             continue
         pid_text = entry.name[len(prefix):].split("-", 1)[0]
         if pid_text.isdigit() and int(pid_text) != os.getpid() and _pid_alive(int(pid_text)):
