@@ -94,6 +94,7 @@ def run(make_node: Callable[[], Any], *, threads: int = 1, args: list[str] | Non
     forward_core_logs()
     node = None
     status = 0
+    stopped = False
     executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
     try:
         with stop_on_signals((signal.SIGHUP,)):
@@ -102,7 +103,10 @@ def run(make_node: Callable[[], Any], *, threads: int = 1, args: list[str] | Non
             executor.spin()
     except Stopped as exc:
         status = exc.exit_status
+        stopped = True
     except (KeyboardInterrupt, ExternalShutdownException):
+        # rclpy's own SIGINT/SIGTERM shutdown: the node homes at its ordinary pace (shutdown_timeout_s,
+        # 3 s, inside ros2 launch's 5 s SIGTERM -> SIGKILL grace).
         pass
     except EmoError as exc:
         # A bad parameter, file or model: one clear line, like the emo CLI, not a traceback.
@@ -118,6 +122,7 @@ def run(make_node: Callable[[], Any], *, threads: int = 1, args: list[str] | Non
         if node is not None:
             release = getattr(node, "release", None)
             if release is not None:
+                node.stopped_by_signal = stopped
                 release()
             executor.remove_node(node)
             node.destroy_node()

@@ -309,13 +309,15 @@ class ServoDriver:
         self._connected = False
         self._opened = False
 
-    def shutdown(self) -> None:
+    def shutdown(self, interrupted: bool | None = None) -> None:
         """Home, torque off, close. Safe to call twice. A Ctrl-C during homing skips to torque off;
         bus errors are logged, not raised (shutdown runs in ``finally`` blocks and ``__exit__``).
 
-        Called while an interrupt (Ctrl-C, SIGTERM, SIGHUP: :mod:`emo_core.signals`) propagates, the
-        homing is the quick one: full max_velocity for at most ``stop_timeout_s``."""
-        interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt)
+        ``interrupted`` (default: whether an interrupt -- Ctrl-C, SIGTERM, SIGHUP, see
+        :mod:`emo_core.signals` -- is propagating): the homing is the quick one, full max_velocity for
+        at most ``stop_timeout_s``. A ROS node stopped by a signal passes True."""
+        if interrupted is None:
+            interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt)
         try:
             if self._active:
                 try:
