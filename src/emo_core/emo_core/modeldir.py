@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, SchemaError
+from .signals import signals_deferred
 
 LOG = logging.getLogger(__name__)
 
@@ -194,17 +195,18 @@ class ModelDirWriter:
                     handle.flush()
                     os.fsync(handle.fileno())
             _fsync_path(staging)
-            if target.is_dir():
-                if not _exchange(staging, target):
-                    # No atomic swap on this filesystem: two renames (a crash between them leaves
-                    # the old directory under the staging name, still whole).
-                    old = parent / f".{target.name}{_TMP_TAG}{os.getpid()}-old-{uuid.uuid4().hex[:8]}"
-                    os.rename(target, old)
+            with signals_deferred():          # the swap and its bookkeeping are never cut in half
+                if target.is_dir():
+                    if not _exchange(staging, target):
+                        # No atomic swap on this filesystem: two renames (a crash between them leaves
+                        # the old directory under the staging name, still whole).
+                        old = parent / f".{target.name}{_TMP_TAG}{os.getpid()}-old-{uuid.uuid4().hex[:8]}"
+                        os.rename(target, old)
+                        os.rename(staging, target)
+                        staging = old
+                else:
                     os.rename(staging, target)
-                    staging = old
-            else:
-                os.rename(staging, target)
-                staging = None
+                    staging = None
             _fsync_path(parent)
         except OSError as exc:
             raise InputError(f"cannot write model directory {target}: {exc.strerror or exc}") from None
@@ -256,8 +258,6 @@ class OutputSet:
         return path
 
     def commit(self) -> list[Path]:
-        from .signals import signals_deferred
-
         for staged in self._staged.values():
             if not staged.is_file():
                 raise InputError(f"output {staged.name} was not written")
