@@ -26,7 +26,6 @@ pickle is ever read.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.numpy import load_file as load_numpy
-from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import InputError, SchemaError

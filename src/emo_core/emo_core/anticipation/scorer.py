@@ -26,7 +26,6 @@ Inference is numpy (standardization folded into the first layer): ~10 us per fra
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass

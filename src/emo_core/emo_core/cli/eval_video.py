@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-from ._args import integer, number
+from ._args import integer
 
 LOG = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import numpy as np
 from ..atomic import atomic_write_bytes
 from ..errors import InputError
 from ..schema import COMMAND_NAMES
-from ._args import integer, number
+from ._args import integer
 
 LOG = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ mismatch with a :class:`~emo_core.errors.SchemaError` that says what differs.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .. import __version__
 from ..datasets.babbling import landmark_schema
