@@ -194,6 +194,11 @@ CASES: list[tuple[str, str]] = [
     ("dataset-mmi/empty-dir", "dataset mmi --videos {dir} --out {out}"),
     ("dataset-mmi/fps-nan", "dataset mmi --videos {dir} --out {out} --fps nan"),
     ("dataset-mmi/labels-list", "dataset mmi --videos {dir} --out {out} --labels {json_list}"),
+    # (realfaces downloads; these are refused before any download starts)
+    ("dataset-realfaces/only-unknown", "dataset realfaces --out {out} --only bogus.mp4 --quiet"),
+    ("dataset-realfaces/out-is-file", "dataset realfaces --out {file} --quiet"),
+    ("dataset-realfaces/out-proc", "dataset realfaces --out {proc} --quiet"),
+    ("dataset-realfaces/out-under-file", "dataset realfaces --out {under_file} --quiet"),
     ("dataset-from-bag/missing", "dataset from-bag {missing} --out {out}"),
     ("dataset-from-bag/file", "dataset from-bag {file} --out {out}"),
     ("dataset-from-bag/empty-dir", "dataset from-bag {dir} --out {out}"),
@@ -337,7 +342,7 @@ def test_every_command_is_in_the_catalogue() -> None:
             nested = [a for a in sub._actions if a.__class__.__name__ == "_SubParsersAction"]
             commands.update(f"{name}-{s}" for s in nested[0].choices) if nested else commands.add(name)
     covered = {case.split("/")[0] for case, _ in CASES}
-    missing = commands - covered - {"dataset-realfaces"}       # downloads: tested with the real set
+    missing = commands - covered
     assert not missing, f"commands without bad-input cases: {sorted(missing)}"
 
 
