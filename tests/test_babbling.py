@@ -236,6 +236,45 @@ def test_unrecorded_chunk_is_adopted(tmp_path: Path, twin: DigitalTwin, constrai
     assert BabblingDataset.open(out).n_samples == 10
 
 
+def _lagging_manifest(out: Path, keep: int) -> None:
+    """Make the manifest record only the first ``keep`` samples of the tail chunk, as after a kill
+    between a tail flush and the next manifest update."""
+    from emo_core.datasets.babbling import _samples_sha256, _sha256
+
+    info = json.loads((out / INFO).read_text())
+    record = info["chunks"][-1]
+    tail = BabblingDataset.open(out).arrays().subset(np.arange(record["first_index"], record["first_index"] + keep))
+    record.update(n=keep, sha256=_sha256(tail.to_npz_bytes()), samples_sha256=_samples_sha256(tail),
+                  n_unsettled=int((~tail.settled).sum()))
+    (out / INFO).write_text(json.dumps(info))
+
+
+def test_grown_tail_chunk_is_adopted_only_if_its_recorded_samples_are_intact(
+        tmp_path: Path, twin: DigitalTwin, constraints: ConstraintFunction) -> None:
+    out = tmp_path / "d"
+    _babble(twin, constraints, out, 12, mode="upper", chunk_size=8)      # tail chunk: 4 samples
+    _lagging_manifest(out, 2)
+    assert BabblingDataset.open(out).n_samples == 12                     # grown by 2: adopted
+    _lagging_manifest(out, 2)
+    tail = out / "data" / "chunk-000001.npz"
+    arrays = BabblingDataset.open(out).arrays().subset(np.arange(8, 12))
+    arrays.commands[0, 0] += 0.25                                         # a recorded sample changed
+    tail.write_bytes(arrays.to_npz_bytes())
+    with pytest.raises(SchemaError, match="its first 2 samples are not the ones"):
+        BabblingDataset.open(out)
+
+
+def test_emulated_servo_babbling_is_reproducible_for_a_seed(tmp_path: Path, capsys) -> None:
+    """--emulate-servos runs in virtual time with the emulator on its own thread; each cycle waits for
+    the emulator to apply its goals, so the same seed gives the same dataset, byte for byte."""
+    prints = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        assert main(["babble", "--sim", "--emulate-servos", "--samples", "12", "--seed", str(seed), "--mode", "upper",
+                     "--out", str(tmp_path / name), "-q"]) == 0
+        prints.append(BabblingDataset.open(tmp_path / name).fingerprint())
+    assert prints[0] == prints[1] != prints[2]
+
+
 def test_corrupt_chunk_is_named(tmp_path: Path, twin: DigitalTwin, constraints: ConstraintFunction) -> None:
     out = tmp_path / "d"
     _babble(twin, constraints, out, 12, mode="upper", chunk_size=4)

@@ -255,6 +255,9 @@ def test_errors_are_one_clear_line(tmp_path, store, human_frames, capsys):
     bag = write_bag(tmp_path / "h", _human_run(store, human_frames), store=store)
     assert "no metric-space FaceLandmarks on /emo/other" in fails(str(bag), "--landmarks-topic", "/emo/other")
     assert "no FaceCommand with source BABBLE" in fails(str(bag), "--kind", "babbling")
+    # The same recording twice (even spelled differently) would make duplicate samples.
+    assert "is given twice" in fails(str(bag), str(bag) + "/", "--subject", "bob")
+    assert not (tmp_path / "o").exists()
 
     # A corrupt database: the bytes of the sqlite file overwritten.
     broken = tmp_path / "broken"

@@ -48,6 +48,13 @@ def test_emulate_runs_until_stopped(tmp_path, capsys) -> None:
     assert not link.exists() and not link.is_symlink()
 
 
+def test_emulate_does_not_take_over_a_running_emulators_link(table, emulator, tmp_path, capsys) -> None:
+    assert main(["servo", "emulate", "--link", str(emulator.link)]) == 2
+    err = capsys.readouterr().err
+    assert "already leads to the live pty" in err and err.count("\n") == 1
+    assert os.readlink(emulator.link) == emulator.device and emulator.running   # still the first one's
+
+
 def test_emulate_refuses_a_regular_file(tmp_path, capsys) -> None:
     path = tmp_path / "precious.txt"
     path.write_text("keep me")

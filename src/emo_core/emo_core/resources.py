@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from .errors import ConfigError
 
@@ -42,6 +43,30 @@ def config_path(name: str) -> Path:
         if path.is_file():
             return path
     raise ConfigError(f"config file {name!r} not found (looked in {', '.join(str(p.parent) for p in candidates)})")
+
+
+def read_yaml(path: str | Path, what: str) -> Any:
+    """One YAML document, or one clear ConfigError: unreadable, a directory, not UTF-8 text (a
+    binary file), not YAML, or empty -- an empty file is refused everywhere rather than meaning
+    "defaults" in some commands and an error in others."""
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {path} is a directory, not a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not a text file (binary content)") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path}: not valid YAML: {' '.join(str(exc).split())}") from None
+    if data is None:
+        raise ConfigError(f"{what} {path} is empty")
+    return data
 
 
 def msg_dir() -> Path:

@@ -8,11 +8,13 @@ node that starts late still gets it.
 from __future__ import annotations
 
 import logging
+import signal
 from collections.abc import Callable
 from typing import Any
 
 import rclpy
 from emo_core.errors import EmoError
+from emo_core.signals import Stopped, stop_on_signals
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
@@ -82,17 +84,29 @@ def run(make_node: Callable[[], Any], *, threads: int = 1, args: list[str] | Non
     context is already gone), for work that must happen without ROS -- homing the servos, closing a
     camera, flushing a dataset -- and ``exit_status`` (the process's exit code). A user error
     (``EmoError``: bad parameter, missing file or model) is one log line and exit code 2.
+
+    rclpy itself turns SIGINT and SIGTERM into a shutdown; SIGHUP (the terminal of a node started by
+    hand went away) would kill the process with the servos torqued, so it raises
+    :class:`emo_core.signals.Stopped` like Ctrl-C (the control timer wakes the executor within a
+    cycle) and the node exits with 128 + SIGHUP after ``release()``.
     """
     rclpy.init(args=args)
     forward_core_logs()
     node = None
     status = 0
+    stopped = False
     executor = MultiThreadedExecutor(num_threads=threads) if threads > 1 else SingleThreadedExecutor()
     try:
-        node = make_node()
-        executor.add_node(node)
-        executor.spin()
+        with stop_on_signals((signal.SIGHUP,)):
+            node = make_node()
+            executor.add_node(node)
+            executor.spin()
+    except Stopped as exc:
+        status = exc.exit_status
+        stopped = True
     except (KeyboardInterrupt, ExternalShutdownException):
+        # rclpy's own SIGINT/SIGTERM shutdown: the node homes at its ordinary pace (shutdown_timeout_s,
+        # 3 s, inside ros2 launch's 5 s SIGTERM -> SIGKILL grace).
         pass
     except EmoError as exc:
         # A bad parameter, file or model: one clear line, like the emo CLI, not a traceback.
@@ -108,6 +122,7 @@ def run(make_node: Callable[[], Any], *, threads: int = 1, args: list[str] | Non
         if node is not None:
             release = getattr(node, "release", None)
             if release is not None:
+                node.stopped_by_signal = stopped
                 release()
             executor.remove_node(node)
             node.destroy_node()

@@ -95,10 +95,12 @@ class ServoDriverNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def release(self) -> None:
-        """Home, torque off, close: also after Ctrl-C, when ROS callbacks no longer run."""
+        """Home, torque off, close: also after Ctrl-C, when ROS callbacks no longer run. Stopped by
+        a signal (``runtime.run`` sets ``stopped_by_signal``), the homing is the quick one
+        (``stop_timeout_s``), as in the emo CLI."""
         self._stop_timers()
         if self.driver is not None:
-            self.driver.shutdown()
+            self.driver.shutdown(interrupted=getattr(self, "stopped_by_signal", False))
             self.driver = None
 
     # -- callbacks ------------------------------------------------------------------------------

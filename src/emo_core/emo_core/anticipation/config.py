@@ -5,10 +5,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ..errors import ConfigError
-from ..resources import config_path
+from ..resources import config_path, read_yaml
 from .detector import DetectorConfig
 from .peak import PeakConfig
 from .retarget import RetargetConfig
@@ -36,10 +35,7 @@ def _peak(values: dict[str, Any] | None) -> PeakConfig:
 def load_anticipation_config(path: str | Path | None = None) -> AnticipationConfig:
     """Read the YAML (default: the project's ``config/anticipation.yaml``); ConfigError if malformed."""
     file = Path(path) if path is not None else config_path(CONFIG_FILE)
-    try:
-        raw = yaml.safe_load(file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read {file}: {exc}") from exc
+    raw = read_yaml(file, "anticipation config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping at the top level")
     unknown = set(raw) - {"peak", "detector", "retarget"}

@@ -26,7 +26,6 @@ pickle is ever read.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.numpy import load_file as load_numpy
-from safetensors.torch import save_file
 from torch import nn
 
 from ..errors import InputError, SchemaError
@@ -599,25 +597,33 @@ class ExpressionPredictor:
         return r if r.flags.c_contiguous else np.ascontiguousarray(r)
 
     # -- files
-    def save(self, directory: str | Path) -> Path:
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+    def save(self, directory: str | Path, writer: Any = None) -> Path:
+        """Write the model directory as a whole (emo_core.modeldir): it replaces ``directory`` --
+        an old detector scorer in it included -- unless ``writer`` (a ModelDirWriter) collects this
+        model with others (the scorer) into one save."""
+        from safetensors.torch import save as to_bytes
+
+        from ..modeldir import writing
+
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
         tensors[BANK_KEY] = torch.from_numpy(np.ascontiguousarray(self.random_faces))
-        tmp = out / (WEIGHTS_FILE + ".tmp")
-        save_file(tensors, str(tmp), metadata={"format": FORMAT})
-        tmp.replace(out / WEIGHTS_FILE)
-        card_tmp = out / (CARD_FILE + ".tmp")
-        card_tmp.write_text(json.dumps(self.card, indent=2, sort_keys=True) + "\n")
-        card_tmp.replace(out / CARD_FILE)
-        return out
+        with writing(directory, writer) as w:
+            w.add_file(WEIGHTS_FILE, to_bytes(tensors, metadata={"format": FORMAT}))
+            w.add_card(CARD_FILE, self.card)
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | Path | None = None) -> "ExpressionPredictor":
         """Load a model directory (``None``: the shipped default); SchemaError on any mismatch."""
+        from ..modeldir import verify
+
         path = Path(directory) if directory is not None else default_model_dir()
         card = _read_card(path)
-        module = build_module(card["architecture"])
+        verify(path, card, CARD_FILE)            # every file of the save, unmixed and undamaged
+        try:
+            module = build_module(card["architecture"])
+        except (TypeError, ValueError) as exc:
+            raise SchemaError(f"{path / CARD_FILE}: malformed architecture: {exc}") from None
         try:
             tensors = load_numpy(str(path / WEIGHTS_FILE))
         except FileNotFoundError as exc:
@@ -633,17 +639,16 @@ class ExpressionPredictor:
 
 
 def _read_card(path: Path) -> dict[str, Any]:
+    from ..modeldir import read_card
+
     card_file = path / CARD_FILE
-    if not card_file.is_file():
-        raise InputError(f"no predictor model in {path} (missing {CARD_FILE})")
-    try:
-        card = json.loads(card_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise SchemaError(f"{card_file} is not valid JSON: {exc}") from exc
-    if card.get("format") != FORMAT or int(card.get("format_version", -1)) != FORMAT_VERSION:
+    card = read_card(path, CARD_FILE, "predictor model")
+    if card.get("format") != FORMAT or card.get("format_version") != FORMAT_VERSION:
         raise SchemaError(f"{card_file}: not an {FORMAT} v{FORMAT_VERSION} model card")
-    arch = card.get("architecture", {})
-    name = arch.get("name") if isinstance(arch, dict) else None
+    arch = card.get("architecture")
+    if not isinstance(arch, dict):
+        raise SchemaError(f"{card_file}: 'architecture' must be an object")
+    name = arch.get("name")
     expected = schema_signature(rest_face=name in ("delta", "relative"), relative=name == "relative")
     if card.get("input_schema") != expected:
         raise SchemaError(f"{card_file}: input schema {card.get('input_schema')} does not match "

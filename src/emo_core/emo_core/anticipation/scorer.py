@@ -26,7 +26,6 @@ Inference is numpy (standardization folded into the first layer): ~10 us per fra
 """
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -132,40 +131,41 @@ class ExpressionScorer:
         return 1.0 / (1.0 + np.exp(-self.logit(features)))
 
     # -- files
-    def save(self, directory: str | Path) -> Path:
-        from safetensors.numpy import save_file
+    def save(self, directory: str | Path, writer: Any = None) -> Path:
+        """Write the scorer as a whole model directory (emo_core.modeldir), or add it to ``writer``
+        (a ModelDirWriter) so it is saved together with its predictor."""
+        from safetensors.numpy import save as to_bytes
 
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / (WEIGHTS_FILE + ".tmp")
-        save_file({"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": np.array([self.b2], np.float32)},
-                  str(tmp), metadata={"format": FORMAT})
-        tmp.replace(out / WEIGHTS_FILE)
+        from ..modeldir import MANIFEST_KEY, writing
+
+        weights = to_bytes({"w1": self.w1, "b1": self.b1, "w2": self.w2, "b2": np.array([self.b2], np.float32)},
+                           metadata={"format": FORMAT})
         card = {"format": FORMAT, "format_version": FORMAT_VERSION, "spec": asdict(self.spec),
                 "landmarks": N_LANDMARKS} | {k: v for k, v in self.card.items()
-                                             if k not in ("format", "format_version", "spec", "landmarks")}
-        tmp_card = out / (CARD_FILE + ".tmp")
-        tmp_card.write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-        tmp_card.replace(out / CARD_FILE)
-        return out
+                                             if k not in ("format", "format_version", "spec", "landmarks",
+                                                          MANIFEST_KEY)}
+        with writing(directory, writer) as w:
+            w.add_file(WEIGHTS_FILE, weights)
+            w.add_card(CARD_FILE, card)
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | Path | None = None) -> "ExpressionScorer":
         """Load from a model directory (``None``: the shipped default next to the predictor)."""
         from safetensors.numpy import load_file
 
+        from ..modeldir import read_card, verify
+
         path = Path(directory) if directory is not None else data_path("predictor")
         card_file = path / CARD_FILE
-        if not card_file.is_file():
-            raise InputError(f"no detector scorer in {path} (missing {CARD_FILE})")
-        try:
-            card = json.loads(card_file.read_text())
-        except json.JSONDecodeError as exc:
-            raise SchemaError(f"{card_file} is not valid JSON: {exc}") from exc
+        card = read_card(path, CARD_FILE, "detector scorer")
         if card.get("format") != FORMAT or card.get("format_version") != FORMAT_VERSION \
                 or card.get("landmarks") != N_LANDMARKS:
             raise SchemaError(f"{card_file}: not an {FORMAT} v{FORMAT_VERSION} card for 113 landmarks")
+        verify(path, card, CARD_FILE)
         try:
+            if not isinstance(card.get("spec"), dict):
+                raise TypeError("'spec' is not an object")
             spec = ScorerSpec(**card["spec"])
             t = load_file(str(path / WEIGHTS_FILE))
             return cls(t["w1"], t["b1"], t["w2"], float(t["b2"][0]), spec, card)

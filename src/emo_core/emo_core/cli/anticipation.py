@@ -10,7 +10,10 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import atomic_write_json
 from ..errors import InputError
+from ..modeldir import ModelDirWriter
+from ._args import integer, number
 
 LOG = logging.getLogger(__name__)
 
@@ -60,17 +63,12 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.cv:
         folds = cross_validate(windows, train_cfg, by=args.cv, k=args.folds)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / f"cv_{args.cv}.json").write_text(json.dumps(_clean(folds), indent=2) + "\n")
+        atomic_write_json(out / f"cv_{args.cv}.json", _clean(folds))
         print(json.dumps(_clean(folds["summary"])))
         return 0
     result = train_predictor(windows, train_cfg, extra_card={"source": {"file": Path(args.data).name,
                                                                         "command": "emo train predictor"}})
-    result.predictor.save(out)
-    m = result.predictor.card["metrics"]
-    print(f"saved {args.arch} predictor to {out}: validation MAE {m['val_mae']:.4f} "
-          f"(mimicry {m['val_mimicry_mae']:.4f}), time-to-apex MAE {m['val_tta_mae_ms']:.0f} ms, "
-          f"best epoch {m['best_epoch']}")
+    scorer = None
     if not args.no_detector:
         from ..anticipation.scorer import ScorerSpec, train_scorer
 
@@ -79,9 +77,28 @@ def _train(args: argparse.Namespace) -> int:
         scorer = train_scorer(sequences, spec, epochs=args.detector_epochs, seed=args.seed,
                               threads=args.threads, progress=not args.quiet, wander=args.detector_wander)
         scorer.card["source"] = {"file": Path(args.data).name, "command": "emo train predictor"}
-        scorer.save(out)
+    _refuse_diverged(result.predictor.module, result.predictor.card.get("metrics", {}).get("val_mae"))
+    # Predictor and scorer are one directory, written as a whole: an interrupted run or a re-train
+    # over an old directory leaves the old set or the new one, never new weights beside an old detector.
+    with ModelDirWriter(out) as writer:
+        result.predictor.save(out, writer=writer)
+        if scorer is not None:
+            scorer.save(out, writer=writer)
+    m = result.predictor.card["metrics"]
+    print(f"saved {args.arch} predictor to {out}: validation MAE {m['val_mae']:.4f} "
+          f"(mimicry {m['val_mimicry_mae']:.4f}), time-to-apex MAE {m['val_tta_mae_ms']:.0f} ms, "
+          f"best epoch {m['best_epoch']}")
+    if scorer is not None:
         print(f"saved the detector's rising-edge scorer to {out} ({scorer.card['frames']} frames)")
     return 0
+
+
+def _refuse_diverged(module: Any, val_metric: Any) -> None:
+    """A run whose loss blew up (too high a learning rate) leaves NaN weights: say so, save nothing."""
+    finite = all(bool(t.isfinite().all()) for t in module.state_dict().values())
+    if not finite or val_metric is None or not math.isfinite(float(val_metric)):
+        raise InputError("training diverged (NaN or inf in the weights or the validation error); "
+                         "nothing was saved -- lower --lr")
 
 
 def _eval(args: argparse.Namespace) -> int:
@@ -179,28 +196,28 @@ def register(registry) -> None:
                    help="delta: improved variant (default); paper: the paper's 8-layer reference; "
                         "relative: identity-free (faces relative to the person's rest face and size) "
                         "with a calibrated confidence")
-    p.add_argument("--hidden", type=int, default=64, help="hidden width of the delta model")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 1e-5 paper, 1e-3 delta)")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--pairs-per-epoch", type=int, default=16384, help="augmented pairs drawn per epoch")
-    p.add_argument("--patience", type=int, default=12, help="early stopping patience (epochs)")
-    p.add_argument("--consecutive-fraction", type=float, default=0.0,
+    p.add_argument("--hidden", type=integer(1, 4096), default=64, help="hidden width of the delta model")
+    p.add_argument("--lr", type=number(0, 1, low_open=True), default=None, help="learning rate (default: 1e-5 paper, 1e-3 delta)")
+    p.add_argument("--batch-size", type=integer(1, 65536), default=128)
+    p.add_argument("--epochs", type=integer(1, 10000), default=60)
+    p.add_argument("--pairs-per-epoch", type=integer(1, 10_000_000), default=16384, help="augmented pairs drawn per epoch")
+    p.add_argument("--patience", type=integer(1, 10000), default=12, help="early stopping patience (epochs)")
+    p.add_argument("--consecutive-fraction", type=number(0, 1), default=0.0,
                    help="share of training pairs made of 4 consecutive frames (the live detector's "
                         "windows); only those train the time-to-apex head (default 0: the paper's augmentation)")
-    p.add_argument("--still-fraction", type=float, default=None,
+    p.add_argument("--still-fraction", type=number(0, 1), default=None,
                    help="share of still training pairs (pre-onset frames -> no motion); "
                         "default 0.1 for --arch relative, 0 otherwise")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    p.add_argument("--threads", type=integer(1, 256), default=1, help="torch CPU threads")
     p.add_argument("--cv", choices=("video", "participant"), default=None,
                    help="run k-fold cross-validation instead (writes cv_<by>.json into --out)")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=integer(2, 100), default=5)
     p.add_argument("--no-detector", action="store_true", help="do not train the detector's scorer")
-    p.add_argument("--detector-epochs", type=int, default=15, help="epochs of the detector's scorer")
-    p.add_argument("--detector-lags", type=int, nargs="+", default=None, metavar="FRAMES",
+    p.add_argument("--detector-epochs", type=integer(1, 10000), default=15, help="epochs of the detector's scorer")
+    p.add_argument("--detector-lags", type=integer(1, 30), nargs="+", default=None, metavar="FRAMES",
                    help="motion lags of the detector's scorer features (default: the scorer's)")
-    p.add_argument("--detector-wander", type=float, default=0.0,
+    p.add_argument("--detector-wander", type=number(0, 0.2), default=0.0,
                    help="train the scorer with slow tracker wander up to this RMS (metric units; real trackers' "
                         "landmarks wander around a still face, synthetic people's do not)")
     p.add_argument("--config", default=None, help="anticipation.yaml (default: the project's)")
@@ -213,19 +230,19 @@ def register(registry) -> None:
     p.add_argument("--inverse", default=None, help="inverse model directory (default: the shipped model)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plots", default=None, help="directory for the Fig. 4B-style box plot")
-    p.add_argument("--threshold", type=float, default=0.25, help="command activation threshold")
+    p.add_argument("--threshold", type=number(0, 1), default=0.25, help="command activation threshold")
     p.add_argument("--no-confusion", action="store_true", help="skip retarget + inverse model")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
     p.add_argument("--config", default=None, help="anticipation.yaml (default: the project's)")
 
     registry.group("dataset", "inspect and convert datasets")
     p = registry.command("dataset peaks", "offline peak activation and target frame of each sequence", _peaks)
     p.add_argument("--data", required=True, help="human sequence dataset (.npz)")
-    p.add_argument("--index", type=int, default=None, help="only this sequence")
+    p.add_argument("--index", type=integer(0, None), default=None, help="only this sequence")
     p.add_argument("--config", default=None)
     p = registry.command("dataset mmi", "MMI-style videos + labels -> human sequence dataset (.npz)", _mmi)
     p.add_argument("--videos", required=True, help="directory of videos")
     p.add_argument("--labels", default=None, help="labels CSV/JSON (default: a .json beside each video)")
     p.add_argument("--out", required=True, help="output .npz")
-    p.add_argument("--fps", type=float, default=None, help="override the videos' frame rate")
-    p.add_argument("--max-missing", type=float, default=0.2, help="skip videos with more missed faces")
+    p.add_argument("--fps", type=number(0, 1000, low_open=True), default=None, help="override the videos' frame rate")
+    p.add_argument("--max-missing", type=number(0, 1), default=0.2, help="skip videos with more missed faces")

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from ..datasets.bags import BagTopics, dataset_from_bags
+from ._args import integer, number
 
 
 def _from_bag(args: argparse.Namespace) -> int:
@@ -72,7 +73,7 @@ def register(registry) -> None:
                    help="JointState of the servos: the present commands of each sample, when recorded")
     p.add_argument("--mode", choices=("upper", "lower", "full"), default=None,
                    help="babbling mode for the manifest (default: inferred from which commands moved)")
-    p.add_argument("--seed", type=int, default=0, help="babbling seed for the manifest (the babbler node's)")
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0, help="babbling seed for the manifest (the babbler node's)")
     p.add_argument("--robot-id", default="emo", help="robot id for the manifest (the babbler node's robot_id)")
     p.add_argument("--robot-face", choices=("twin", "camera"), default="twin",
                    help="what showed the robot's face: the digital twin (sim, default) or a camera (the robot)")
@@ -83,5 +84,5 @@ def register(registry) -> None:
     p.add_argument("--servo-config", type=Path, default=None, help="servo table (default config/servos.yaml)")
     p.add_argument("--subject", default="", help="human sequences: subject id (default: the bag's name)")
     p.add_argument("--label", default="unknown", help="human sequences: expression label")
-    p.add_argument("--max-gap", type=float, default=1.0,
+    p.add_argument("--max-gap", type=number(0, 3600, low_open=True), default=1.0,
                    help="human sequences: a new sequence starts where stamps jump by more than this (s)")

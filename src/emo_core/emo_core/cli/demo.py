@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from ..errors import InputError
+from ._args import integer, number
 
 LOG = logging.getLogger(__name__)
 
@@ -106,11 +107,11 @@ def register(registry) -> None:
                         "Synchrony needs a ground-truth .json beside the video (as the clip maker writes)")
     p.add_argument("--mode", choices=tuple(MODES), default="both", help="default: both")
     p.add_argument("--out", default="emo_demo_out", help="output directory (default: ./emo_demo_out)")
-    p.add_argument("--synthetic", type=int, default=20,
+    p.add_argument("--synthetic", type=integer(0, 1000), default=20,
                    help="held-out synthetic people to measure synchrony on (default 20; 0: skip)")
-    p.add_argument("--max-frames", type=int, default=None,
+    p.add_argument("--max-frames", type=integer(1, 1_000_000), default=None,
                    help="stop after this many frames (default: the whole video; 300 for a camera)")
-    p.add_argument("--input-latency-ms", type=float, default=1000.0 / 30.0,
+    p.add_argument("--input-latency-ms", type=number(0, 1000), default=1000.0 / 30.0,
                    help="camera exposure -> command delay the sim robot models (default: one frame, 33.3 ms)")
     p.add_argument("--bus-timing", action="store_true",
                    help="emulate 1 Mbps byte timing on the servo bus (slower on the wall clock; same motion)")

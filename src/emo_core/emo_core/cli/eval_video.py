@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
+from ._args import integer
 
 LOG = logging.getLogger(__name__)
 #: A PATH with this suffix is a landmark track written by ``--tracks``: replayed without MediaPipe.
@@ -160,7 +161,7 @@ def register(registry) -> None:
     p.add_argument("--tracks", default=None,
                    help="also write each video's landmark track with its episodes and truth (NAME.npz) here; "
                         "emo sim calibration --real reads them")
-    p.add_argument("--max-frames", type=int, default=None, help="stop each video after this many frames")
+    p.add_argument("--max-frames", type=integer(1, 10_000_000), default=None, help="stop each video after this many frames")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--pipeline", action="append", metavar="KEY=VALUE",
                    help="override a pipeline setting (PipelineConfig field, e.g. lag_lead=slope); repeatable")

@@ -12,6 +12,7 @@ from ..perception.pose import head_angles_deg
 from ..perception.sources import is_image_file, open_source, read_image
 from ..perception.track import extract_track
 from ..schema import Face
+from ._args import integer, number
 
 
 def face_to_json(face: Face) -> dict:
@@ -69,6 +70,6 @@ def register(registry) -> None:
     parser.add_argument("input", help="image file, video file or folder of images")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--out", help="write per-frame landmarks of a video/folder to FILE.npz")
-    parser.add_argument("--max-faces", type=int, default=2,
+    parser.add_argument("--max-faces", type=integer(1, 10), default=2,
                         help="faces to track; the largest (then most central) one is used")
-    parser.add_argument("--fps", type=float, default=30.0, help="frame rate of an image folder")
+    parser.add_argument("--fps", type=number(0, 1000, low_open=True), default=30.0, help="frame rate of an image folder")

@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 from pathlib import Path
 
 from ..errors import InputError
+from ._args import integer, number
 
 LOG = logging.getLogger(__name__)
 
@@ -90,6 +92,11 @@ def _train(args: argparse.Namespace) -> int:
                       hidden=tuple(args.hidden) if args.hidden else None,
                       input_noise=_noise_arg(args.input_noise), input_norm=args.input_norm)
     model, results = train_inverse(args.data, cfg, progress=not args.quiet)
+    finite = all(bool(t.isfinite().all()) for t in model.net.state_dict().values())
+    if not finite or not math.isfinite(float(model.card.get("metrics", {}).get("test_l1", math.nan))):
+        # A loss that blew up (too high a learning rate) leaves NaN weights: say so, save nothing.
+        raise InputError("training diverged (NaN or inf in the weights or the test error); nothing was "
+                         "saved -- lower --lr")
     model.save(args.out)
     for name, result in results.items():
         mark = "*" if name == model.arch.name else " "
@@ -149,20 +156,20 @@ def register(registry) -> None:
     p = registry.command("babble", "motor babbling: random feasible poses -> the robot's own face -> dataset",
                          _babble)
     p.add_argument("--sim", action="store_true", help="babble on the digital twin (no hardware)")
-    p.add_argument("--samples", type=int, required=True, help="total samples the dataset should hold")
+    p.add_argument("--samples", type=integer(1, 10_000_000), required=True, help="total samples the dataset should hold")
     p.add_argument("--out", type=Path, required=True, help="dataset directory (resumed if it exists)")
     p.add_argument("--mode", choices=("upper", "lower", "full"), default="full",
                    help="which commands move: upper face only, lower face only, or all (default)")
-    p.add_argument("--seed", type=int, default=0, help="command sampling (and sim capture noise) seed")
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0, help="command sampling (and sim capture noise) seed")
     p.add_argument("--config", type=Path, default=None, help="constraint config (default config/babbling.yaml)")
-    p.add_argument("--chunk-size", type=int, default=100, help="samples per data chunk (default 100)")
-    p.add_argument("--flush-every", type=int, default=1,
+    p.add_argument("--chunk-size", type=integer(1, 1_000_000), default=100, help="samples per data chunk (default 100)")
+    p.add_argument("--flush-every", type=integer(1, 1_000_000), default=1,
                    help="write the open chunk every K samples (default 1: a kill loses at most one sample)")
     p.add_argument("--emulate-servos", action="store_true",
                    help="(sim) go through the real servo driver and the wire-level bus emulator (virtual "
                         "time; settle detection on present positions) instead of setting the twin directly")
     p.add_argument("--twin-config", type=Path, default=None, help="(sim) twin config (default face_twin.yaml)")
-    p.add_argument("--noise-std", type=float, default=None, help="(sim) capture noise override")
+    p.add_argument("--noise-std", type=number(0, 1), default=None, help="(sim) capture noise override")
     p.add_argument("--port", default=None, help="(hardware) servo bus serial port, e.g. /dev/ttyUSB0")
     p.add_argument("--camera", default=None, help="(hardware) front camera: device index or video/image path")
     p.add_argument("--servo-table", type=Path, default=None, help="(hardware) servo table (default servos.yaml)")
@@ -175,18 +182,18 @@ def register(registry) -> None:
     p.add_argument("--out", type=Path, required=True, help="model directory to write")
     p.add_argument("--arch", choices=("auto", "paper", "split"), default="auto",
                    help="auto (default): train the paper's network and the split variant, keep the better")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--epochs", type=int, default=80,
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    p.add_argument("--epochs", type=integer(1, 100_000), default=80,
                    help="epochs of the cosine learning-rate schedule (default 80; early stopping may end sooner)")
-    p.add_argument("--patience", type=int, default=12, help="epochs without validation gain before stopping")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: per architecture)")
-    p.add_argument("--hidden", type=int, nargs="+", default=None, help="hidden layer widths")
+    p.add_argument("--patience", type=integer(1, 100_000), default=12, help="epochs without validation gain before stopping")
+    p.add_argument("--lr", type=number(0, 1, low_open=True), default=None, help="learning rate (default: per architecture)")
+    p.add_argument("--hidden", type=integer(1, 4096), nargs="+", default=None, help="hidden layer widths")
     p.add_argument("--input-norm", choices=("raw", "standardize"), default=None,
                    help="input scaling (default raw, as in the paper)")
     p.add_argument("--input-noise", default="auto",
                    help="std of noise added to training landmarks; auto (default): the capture noise "
                         "measured in the data for the split variant, none for the paper's network")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=integer(1, 256), default=1,
                    help="torch threads (default 1: faster than 2 on a busy 2-core machine for these sizes)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
@@ -198,8 +205,8 @@ def register(registry) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--plot", default="inverse_eval.png",
                    help="boxplot PNG (Fig. 4A style) path; 'none' to skip (default ./inverse_eval.png)")
-    p.add_argument("--max-pairs", type=int, default=40000, help="cap on held-out recombined faces")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random baselines and pair subset")
+    p.add_argument("--max-pairs", type=integer(1, 10_000_000), default=40000, help="cap on held-out recombined faces")
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0, help="seed of the random baselines and pair subset")
     p.add_argument("--twin-config", type=Path, default=None, help="twin for the closed loop (default face_twin.yaml)")
     p.add_argument("--no-closed-loop", action="store_true", help="skip executing commands on the twin")
 

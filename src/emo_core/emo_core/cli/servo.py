@@ -9,12 +9,15 @@
   (``driver.servo_lag_s``) to how its present position followed the goals.
 
 The long-running driver (ROS node, pipeline) is what homes and releases on shutdown; ``set`` is a
-bench tool and deliberately leaves the servos holding the pose it set.
+bench tool and deliberately leaves the servos holding the pose it set -- unless it is interrupted
+mid-move. Ctrl-C, SIGTERM and SIGHUP stop every command that holds torque the same way: ease home,
+torque off, exit 128 + the signal (``emo_core.signals``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import logging
 import signal
 import sys
@@ -25,10 +28,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..signals import STOP_SIGNALS, Stopped
 from ..servo.driver import DriverConfig, ServoDriver, ServoState
 from ..servo.emulator import BusEmulator
 from ..servo.models import MODEL_BY_NUMBER, describe_hardware_error
 from ..servo.table import CHANNEL_NAMES, ServoTable
+from ._args import integer, number
 
 LOG = logging.getLogger(__name__)
 
@@ -49,11 +54,16 @@ def _emulate(args: argparse.Namespace) -> int:
     link = Path(args.link)
     if link.exists() and not link.is_symlink():
         raise InputError(f"--link {link}: exists and is not a symlink; refusing to replace it")
+    if link.is_symlink() and link.exists():
+        # It leads to a live pty: a running emulator's link (or someone's terminal). Taking it over
+        # would silently cut that emulator's clients off; a stale link (its pty gone) is replaced.
+        raise InputError(f"--link {link}: already leads to the live pty {os.readlink(link)} "
+                         "(another emulator running?); stop it or choose another link")
     if not link.parent.is_dir():
         raise InputError(f"--link {link}: directory {link.parent} does not exist")
     stop = threading.Event()
     # SIGINT too: a shell starts background jobs with SIGINT ignored, and `kill -INT` should still stop us.
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, *STOP_SIGNALS)}
     emulator = BusEmulator.from_table(table, link=link, baudrate=args.baud or table.baudrate,
                                       timing=args.timing, seed=args.seed)
     emulator.set_fault_rates(drop=args.drop_rate, corrupt=args.corrupt_rate)
@@ -129,8 +139,10 @@ def _set(args: argparse.Namespace) -> int:
         driver.activate()
         driver.command(targets)
         state = driver.wait_until_settled(args.timeout)
-    finally:
-        driver.close()            # no homing, no release: the bench pose stays held
+    except BaseException:
+        driver.shutdown()         # interrupted or failed mid-move: ease home, release torque
+        raise
+    driver.close()                # done: no homing, no release -- the bench pose stays held
     _print_moved(state, table, targets)
     return 0 if state.connected and not state.fault else 1
 
@@ -219,8 +231,9 @@ def _monitor(args: argparse.Namespace) -> int:
                 print("\033[H\033[J", end="")
             print(format_state(state), flush=True)
             n += 1
-    except KeyboardInterrupt:
-        pass
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Stopped):
+            raise                 # SIGTERM/SIGHUP: exit 128 + signal; Ctrl-C is the monitor's normal end
     finally:
         driver.close()
     return 0
@@ -243,10 +256,10 @@ def format_state(state: ServoState) -> str:
 def _common(parser: argparse.ArgumentParser, port: bool = True) -> None:
     if port:
         parser.add_argument("--port", required=True, help="serial port of the servo bus (or an emulator link)")
-        parser.add_argument("--latency-timer", type=float, default=None, metavar="MS",
+        parser.add_argument("--latency-timer", type=number(0, 255), default=None, metavar="MS",
                             help="USB adapter latency timer assumed in timeouts (default from servos.yaml)")
     parser.add_argument("--config", default=None, help="servo table (default: the configured servos.yaml)")
-    parser.add_argument("--baud", type=int, default=None, help="baud rate (default from servos.yaml)")
+    parser.add_argument("--baud", type=integer(9600, 4_500_000), default=None, help="baud rate (default from servos.yaml)")
 
 
 def register(registry) -> None:
@@ -255,9 +268,9 @@ def register(registry) -> None:
     p = registry.command("servo emulate", "run a Protocol 2.0 servo bus emulator on a pty", _emulate)
     p.add_argument("--link", required=True, help="symlink to create for the pty (the port to open)")
     p.add_argument("--timing", action="store_true", help="deliver packets at the speed of the baud rate")
-    p.add_argument("--drop-rate", type=float, default=0.0, help="probability of dropping a status packet")
-    p.add_argument("--corrupt-rate", type=float, default=0.0, help="probability of corrupting one")
-    p.add_argument("--seed", type=int, default=0, help="seed of the fault injection")
+    p.add_argument("--drop-rate", type=number(0, 1), default=0.0, help="probability of dropping a status packet")
+    p.add_argument("--corrupt-rate", type=number(0, 1), default=0.0, help="probability of corrupting one")
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0, help="seed of the fault injection")
     _common(p, port=False)
 
     p = registry.command("servo ping", "list which servos of the table answer, with their model", _ping)
@@ -269,12 +282,12 @@ def register(registry) -> None:
                          "(e.g. brow_inner_left) to normalized positions in [0, 1], velocity-limited, "
                          "and leave them holding there.")
     p.add_argument("assignments", nargs="+", metavar="NAME=VALUE")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the move")
+    p.add_argument("--timeout", type=number(0, 600, low_open=True), default=5.0, help="seconds to wait for the move")
     _common(p)
 
     p = registry.command("servo home", "ease to the home pose, then release torque", _home)
     p.add_argument("--hold", action="store_true", help="keep torque on at home")
-    p.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the move")
+    p.add_argument("--timeout", type=number(0, 600, low_open=True), default=5.0, help="seconds to wait for the move")
     _common(p)
 
     p = registry.command("servo lag", "step one servo and fit the servo lag model (driver.servo_lag_s)", _lag,
@@ -283,13 +296,13 @@ def register(registry) -> None:
                          "that maps one onto the other: the value for driver.servo_lag_s (docs/servo.md). "
                          "Eases home and releases torque at the end.")
     p.add_argument("--servo", default="jaw", help="servo name from servos.yaml (default: jaw)")
-    p.add_argument("--step", type=float, default=0.1, help="step size as a fraction of the servo's range")
-    p.add_argument("--seconds", type=float, default=1.5, help="recording after each move (s)")
-    p.add_argument("--repeats", type=int, default=3, help="steps to fit (the median is reported)")
+    p.add_argument("--step", type=number(0, 0.5, low_open=True), default=0.1, help="step size as a fraction of the servo's range")
+    p.add_argument("--seconds", type=number(0.2, 10), default=1.5, help="recording after each move (s)")
+    p.add_argument("--repeats", type=integer(1, 100), default=3, help="steps to fit (the median is reported)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     _common(p)
 
     p = registry.command("servo monitor", "print present positions, current, temperature and errors", _monitor)
-    p.add_argument("--interval", type=float, default=0.5, help="seconds between refreshes")
-    p.add_argument("--count", type=int, default=0, help="stop after N refreshes (default: until Ctrl-C)")
+    p.add_argument("--interval", type=number(0, 3600), default=0.5, help="seconds between refreshes")
+    p.add_argument("--count", type=integer(0, 1_000_000_000), default=0, help="stop after N refreshes (default: until Ctrl-C)")
     _common(p)

@@ -11,6 +11,7 @@ import numpy as np
 from ..atomic import atomic_write_bytes
 from ..errors import InputError
 from ..schema import COMMAND_NAMES
+from ._args import integer
 
 LOG = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def register(registry) -> None:
                         help="e.g. brow_inner=0.8,jaw_open=0.5 (default: the calm face)")
     parser.add_argument("--out", required=True, metavar="FACE.png", help="PNG to write (atomically)")
     parser.add_argument("--size", default="480", help="image size: N or WxH pixels (default 480)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the landmark measurement noise")
+    parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=0, help="seed of the landmark measurement noise")
     parser.add_argument("--no-noise", action="store_true", help="exact, noise-free landmarks")
     parser.add_argument("--no-title", action="store_true", help="do not print the commands on the image")
     parser.add_argument("--config", default=None, metavar="FACE_TWIN.yaml",

@@ -7,18 +7,9 @@ import logging
 from pathlib import Path
 
 from ..errors import InputError
+from ._args import integer, number
 
 LOG = logging.getLogger(__name__)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _sequences(args: argparse.Namespace) -> int:
@@ -80,13 +71,13 @@ def register(registry) -> None:
         description="Synthetic people: identities x videos of expressions (smile, broad_smile, surprise, "
                     "sadness, anger, disgust, fear) and distractors (neutral, blink, talking, head_turn) "
                     "as metric landmarks with ground-truth onset/apex, in the human sequence dataset format.")
-    p.add_argument("--subjects", type=_positive_int, required=True, help="number of synthetic people")
-    p.add_argument("--videos", type=_positive_int, required=True, help="videos per person")
+    p.add_argument("--subjects", type=integer(1, 10_000), required=True, help="number of synthetic people")
+    p.add_argument("--videos", type=integer(1, 1000), required=True, help="videos per person")
     p.add_argument("--out", required=True, help="output .npz file")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--distractors", type=float, default=0.2, metavar="FRACTION",
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    p.add_argument("--distractors", type=number(0, 1), default=0.2, metavar="FRACTION",
                    help="fraction of videos that are distractors (default 0.2)")
-    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--fps", type=number(1, 240), default=30.0)
     p.add_argument("--profile", choices=("original", "calibrated"), default="original",
                    help="original: the generator the shipped models were trained with (default); "
                         "calibrated: matched to real people (docs/people.md)")
@@ -102,9 +93,9 @@ def register(registry) -> None:
     k.add_argument("--manifest", default=None,
                    help="the real set's manifest.json naming each recording's person (default DIR/manifest.json)")
     k.add_argument("--profile", choices=("original", "calibrated"), default="original")
-    k.add_argument("--subjects", type=_positive_int, default=24)
-    k.add_argument("--videos", type=_positive_int, default=10)
-    k.add_argument("--seed", type=int, default=123)
+    k.add_argument("--subjects", type=integer(1, 10_000), default=24)
+    k.add_argument("--videos", type=integer(1, 1000), default=10)
+    k.add_argument("--seed", type=integer(0, 2**32 - 1), default=123)
     k.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
     c = registry.command(
@@ -114,9 +105,9 @@ def register(registry) -> None:
     c.add_argument("--expression", required=True, help="smile, broad_smile, surprise, sadness, anger, disgust, fear")
     c.add_argument("--out", required=True, help="output .mp4 (the ground truth goes beside it as .json)")
     c.add_argument("--photo", default=None, help="a face photo (default: the astronaut)")
-    c.add_argument("--seconds", type=float, default=4.0)
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--fps", type=float, default=30.0)
-    c.add_argument("--size", type=int, default=512, help="square frame side in pixels (default 512)")
-    c.add_argument("--blink-rate", type=float, default=0.2, help="blinks per second while at rest")
+    c.add_argument("--seconds", type=number(1, 60), default=4.0)
+    c.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    c.add_argument("--fps", type=number(5, 120), default=30.0)
+    c.add_argument("--size", type=integer(64, 2048), default=512, help="square frame side in pixels (default 512)")
+    c.add_argument("--blink-rate", type=number(0, 2), default=0.2, help="blinks per second while at rest")
     c.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -70,6 +70,16 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _samples_sha256(arrays: "BabblingArrays") -> str:
+    """SHA-256 of the samples themselves (not of their npz container, which carries timestamps): lets
+    a grown tail chunk prove that the samples the manifest already recorded are still the same."""
+    digest = hashlib.sha256()
+    for key, dtype in (("index", "<i8"), ("commands", "<f4"), ("present", "<f4"), ("landmarks", "<f4"),
+                       ("settled", "|b1")):
+        digest.update(np.ascontiguousarray(getattr(arrays, key), dtype).tobytes())
+    return digest.hexdigest()
+
+
 # ------------------------------------------------------------------------------------------ samples
 @dataclass
 class BabblingArrays:
@@ -216,8 +226,10 @@ def _load_chunks(root: Path, info: dict[str, Any], adopt: bool = True) -> list[B
             arrays = _parse_chunk(data, path) if last and adopt else None
             if arrays is None or len(arrays) <= record["n"] or int(arrays.index[0]) != expected_start:
                 raise SchemaError(f"babbling chunk {path} is corrupt: checksum mismatch with {INFO}")
+            _check_recorded_prefix(arrays, record, path)
             LOG.info("adopting %d samples of %s written after the last manifest update", len(arrays) - record["n"], path)
-            record.update(n=len(arrays), sha256=_sha256(data), n_unsettled=int((~arrays.settled).sum()))
+            record.update(n=len(arrays), sha256=_sha256(data), n_unsettled=int((~arrays.settled).sum()),
+                          samples_sha256=_samples_sha256(arrays))
         else:
             arrays = _parse_chunk(data, path)
         if len(arrays) != record["n"] or (len(arrays) and int(arrays.index[0]) != expected_start):
@@ -227,6 +239,18 @@ def _load_chunks(root: Path, info: dict[str, Any], adopt: bool = True) -> list[B
     if adopt:
         _adopt_unrecorded(root, info, chunks, expected_start)
     return chunks
+
+
+def _check_recorded_prefix(arrays: BabblingArrays, record: dict[str, Any], path: Path) -> None:
+    """A grown tail chunk must still hold, unchanged, the samples the manifest recorded."""
+    recorded = record.get("samples_sha256")
+    if recorded is None:
+        LOG.warning("%s: manifest record from before sample checksums; its recorded samples cannot be "
+                    "verified before adopting the new ones", path)
+        return
+    if _samples_sha256(arrays.subset(np.arange(record["n"]))) != recorded:
+        raise SchemaError(f"babbling chunk {path} is corrupt: it grew, but its first {record['n']} samples "
+                          f"are not the ones {INFO} recorded")
 
 
 def _adopt_unrecorded(root: Path, info: dict[str, Any], chunks: list[BabblingArrays], start: int) -> None:
@@ -240,7 +264,8 @@ def _adopt_unrecorded(root: Path, info: dict[str, Any], chunks: list[BabblingArr
         raise SchemaError(f"babbling chunk {path} is not recorded in {INFO} and does not continue it")
     LOG.info("adopting %s (%d samples) written after the last manifest update", path, len(arrays))
     info["chunks"].append({"file": str(DATA / chunk_name(number)), "n": len(arrays), "sha256": _sha256(data),
-                           "first_index": start, "n_unsettled": int((~arrays.settled).sum())})
+                           "first_index": start, "n_unsettled": int((~arrays.settled).sum()),
+                           "samples_sha256": _samples_sha256(arrays)})
     chunks.append(arrays)
 
 
@@ -365,7 +390,7 @@ class BabblingWriter:
         data = arrays.to_npz_bytes()
         atomic_write_bytes(self.root / rel, data, sync_dir=False)
         record = {"file": str(rel), "n": len(arrays), "sha256": _sha256(data), "first_index": int(arrays.index[0]),
-                  "n_unsettled": int((~arrays.settled).sum())}
+                  "n_unsettled": int((~arrays.settled).sum()), "samples_sha256": _samples_sha256(arrays)}
         new_chunk = not (self.info["chunks"] and self.info["chunks"][-1]["file"] == str(rel))
         if new_chunk:
             self.info["chunks"].append(record)

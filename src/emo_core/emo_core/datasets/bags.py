@@ -82,8 +82,8 @@ def bag_storage(path: str | Path) -> str:
     try:
         info = yaml.safe_load(file.read_text())["rosbag2_bagfile_information"]
         return str(info["storage_identifier"])
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
-        raise InputError(f"{file}: unreadable bag metadata ({exc})") from None
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError) as exc:   # ValueError: binary file
+        raise InputError(f"{file}: unreadable bag metadata ({' '.join(str(exc).split())})") from None
 
 
 class _open:
@@ -380,6 +380,13 @@ def dataset_from_bags(paths: Sequence[str | Path], out: str | Path, kind: str = 
     """The CLI's entry: detect the kind (unless given) and convert."""
     if not paths:
         raise InputError("no bag given")
+    seen: dict[Path, str] = {}
+    for path in paths:
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            # The same recording twice would enter the dataset twice: duplicate samples, not more data.
+            raise InputError(f"bag {path} is given twice (also as {seen[resolved]})")
+        seen[resolved] = str(path)
     topics = options.pop("topics", BagTopics())
     kind = detect_kind(paths, topics) if kind == "auto" else kind
     if kind == "babbling":

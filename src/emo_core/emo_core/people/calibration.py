@@ -129,14 +129,15 @@ def _fill(xy: np.ndarray, det: np.ndarray) -> np.ndarray:
 
 
 def _persons(manifest: Path) -> dict[str, str]:
-    for cand in (manifest,):
-        if cand.is_file():
-            try:
-                rec = json.loads(cand.read_text()).get("recordings", [])
-                return {Path(r["name"]).name: str(r.get("person", r["name"])) for r in rec if "name" in r}
-            except (ValueError, KeyError, TypeError):
-                pass
-    return {}
+    if not manifest.is_file():
+        return {}
+    try:
+        rec = json.loads(manifest.read_bytes().decode("utf-8")).get("recordings", [])
+        return {Path(r["name"]).name: str(r.get("person", r["name"])) for r in rec if "name" in r}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        # A manifest that is there but malformed (binary, a list, records without names) would
+        # silently make every recording its own person: refuse it instead.
+        raise InputError(f"{manifest}: not a real-set manifest ({type(exc).__name__}: {exc})") from None
 
 
 def load_real(real_dir: str | Path, manifest: str | Path | None = None) -> list[RealTrack]:
@@ -148,7 +149,11 @@ def load_real(real_dir: str | Path, manifest: str | Path | None = None) -> list[
     persons = _persons(Path(manifest) if manifest else real_dir / "manifest.json")
     tracks = []
     for f in files:
-        with np.load(f, allow_pickle=False) as z:
+        try:
+            z = np.load(f, allow_pickle=False)
+        except Exception as exc:  # zip and npy-header errors of a truncated or damaged file
+            raise InputError(f"{f}: not a readable landmark track ({type(exc).__name__}: {exc})") from None
+        with z:
             if "metric" not in z.files or "spans" not in z.files:
                 continue
             name = f.name[:-4]

@@ -51,13 +51,16 @@ def load_photo(path: str | Path | None) -> np.ndarray:
         from skimage import data
 
         return np.ascontiguousarray(data.astronaut())
+    from ..perception.sources import read_image
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"photo not found: {path}")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise InputError(f"cannot read photo {path} (not an image, or corrupt)")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
+    # The same reader as `emo landmarks`: a truncated JPEG/PNG is refused, not half-decoded.
+    try:
+        return np.ascontiguousarray(read_image(path))
+    except InputError as exc:
+        raise InputError(f"cannot read photo {exc}") from None
 
 
 def photo_extractor() -> FaceLandmarkExtractor:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_write_bytes
 from ..errors import SchemaError
 from ..schema import MP_INDICES, N_MEDIAPIPE
 
@@ -73,6 +74,5 @@ def write_template_module(template: Template, path: Path = DATA_MODULE) -> None:
         f"MIRROR = {tuple(int(i) for i in template.mirror)!r}\n\n"
         f"MESH = (\n{rows},\n)\n"
     )
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    # fsynced temp + rename, ordinary permissions: a killed rebuild leaves the old template whole.
+    atomic_write_bytes(path, text.encode())

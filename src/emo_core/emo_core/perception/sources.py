@@ -8,6 +8,7 @@ raises :class:`~emo_core.errors.InputError` with one clear sentence.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,7 +167,11 @@ class DeviceSource(FrameSource):
                  height: int = 0, fps: float = 0.0) -> None:
         self.name = f"device:{device}"
         self.clock = clock or MonotonicClock()
-        self._cap = cv2.VideoCapture(device)
+        if isinstance(device, int) and sys.platform.startswith("linux") and not Path(f"/dev/video{device}").exists():
+            raise InputError(f"camera {device}: no such device (/dev/video{device})")
+        # OpenCV's backends print their own warnings for a device that will not open; ours says it once.
+        with quiet_native_stderr():
+            self._cap = cv2.VideoCapture(device)
         if not self._cap.isOpened():
             raise InputError(f"camera {device!r}: cannot open device")
         for prop, value in ((cv2.CAP_PROP_FRAME_WIDTH, width), (cv2.CAP_PROP_FRAME_HEIGHT, height),

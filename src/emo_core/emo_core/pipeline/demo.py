@@ -6,12 +6,14 @@ each mode's commands drive its own simulated robot (driver -> emulator -> twin) 
 output frame is composed as soon as the robots have reached that frame's time. Then the synchrony
 of each mode is measured against the clip's ground truth (when the video has a ``.json`` sidecar)
 and on held-out synthetic people, and ``side_by_side.mp4``, ``timeline.png`` and ``report.json``
-are written (each atomically). Beside each mode's pipeline a gaze stage (``gaze_demo.GazeDemo``)
-sends eye and neck commands to the same robot and composes blinks into the expression command;
-with ``--moving`` the eye camera's view is rendered from the robot's present gaze (closed loop).
+are written (replaced as a set: an interrupted run leaves the previous three; emo_core.modeldir).
+Beside each mode's pipeline a gaze stage (``gaze_demo.GazeDemo``) sends eye and neck commands to
+the same robot and composes blinks into the expression command; with ``--moving`` the eye camera's
+view is rendered from the robot's present gaze (closed loop).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -26,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from ..anticipation.blas import blas_threads
-from ..atomic import atomic_write_bytes, atomic_write_json
 from ..benchmarks.timing import peak_rss_mb
 from ..errors import InputError
 from ..schema import N_LANDMARKS
+from ..signals import Stopped
 from .core import Mode, PipelineConfig, StepResult
 from .gaze_demo import GazeDemo, GazeDemoConfig
 from .models import Stages
@@ -127,17 +129,34 @@ class DemoRun:
         self.frames = 0
         self.servo_lag_s: float | None = None
         self.gaze: GazeDemo | None = None
+        self._clip: Any = None
+        self._synthetic_summary: Any = None
 
     # ---------------------------------------------------------------------------- the run
     def run(self) -> dict[str, Any]:
-        from ..perception.extractor import ExtractorConfig, FaceLandmarkExtractor
+        from ..modeldir import OutputSet
         from ..perception.sources import open_source
-        from ..people.clip import write_video
 
         cfg = self.config
         # --moving loops the person video to the walking path's length.
         source = open_source(self.video, loop=cfg.gaze.enabled and cfg.gaze.moving)   # InputError (exit 2) first
         cfg.out.mkdir(parents=True, exist_ok=True)
+        # The three outputs are replaced as a set at the end: an interrupted run leaves the old set.
+        outputs = OutputSet(cfg.out)
+        try:
+            report = self._run(source, outputs)
+            outputs.write_bytes("timeline.png", self._plot(self._clip, self._synthetic_summary))
+            outputs.write_bytes("report.json", (json.dumps(report, indent=2) + "\n").encode())
+            outputs.commit()
+        finally:
+            outputs.discard()
+        return report
+
+    def _run(self, source: Any, outputs: Any) -> dict[str, Any]:
+        from ..perception.extractor import ExtractorConfig, FaceLandmarkExtractor
+        from ..people.clip import write_video
+
+        cfg = self.config
         # One BLAS thread: single-frame inference gains nothing from a second one and waits for it
         # on a busy machine (anticipation/blas.py).
         with source, fast_thread_handoff(), blas_threads(1):
@@ -158,7 +177,7 @@ class DemoRun:
                                          cfg.sim.input_latency_s)
                 width = cfg.panel * (2 + len(cfg.modes))
                 size = (width, cfg.panel + HEADER)
-                write_video(self._frames(source, pipelines), cfg.out / "side_by_side.mp4", source.fps, size)
+                write_video(self._frames(source, pipelines), outputs.stage("side_by_side.mp4"), source.fps, size)
                 if not self.stamps:
                     raise InputError(f"{self.video}: no frames")
                 self.runs = {m: r.finish(self.stamps[-1]) for m, r in self.runners.items()}
@@ -167,13 +186,9 @@ class DemoRun:
                     robot.stop()
                 extractor.close()
             primary = pipelines[cfg.modes[0]]
-            clip = self._clip_synchrony()
-            synthetic = self._synthetic() if cfg.synthetic > 0 else None
-        report = self._report(primary, clip, synthetic)
-        for path in (atomic_write_bytes(cfg.out / "timeline.png", self._plot(clip, synthetic)),
-                     atomic_write_json(cfg.out / "report.json", report)):
-            path.chmod(0o644)        # the temp file was private (mkstemp); outputs are ordinary files
-        return report
+            self._clip = clip = self._clip_synchrony()
+            self._synthetic_summary = synthetic = self._synthetic() if cfg.synthetic > 0 else None
+        return self._report(primary, clip, synthetic)
 
     def _frames(self, source: Any, pipelines: dict) -> Iterator[np.ndarray]:
         """Process every frame through every mode and yield the composed side-by-side frame."""
@@ -209,7 +224,9 @@ class DemoRun:
                 bar.update()
                 if limit is not None and self.frames >= limit:
                     break
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            if isinstance(exc, Stopped):
+                raise             # SIGTERM/SIGHUP: stop now (the previous outputs stay); Ctrl-C: finish
             LOG.warning("interrupted: finishing with the %d frames seen", self.frames)
         finally:
             self.loop_wall_s = time.perf_counter() - t_start

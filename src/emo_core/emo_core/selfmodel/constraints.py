@@ -16,10 +16,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ..errors import ConfigError
-from ..resources import config_path
+from ..resources import config_path, read_yaml
 from ..schema import COMMAND_NAMES, N_COMMANDS
 
 RULES = ("sum_max", "diff_max", "absdiff_max")
@@ -108,10 +107,7 @@ class ConstraintConfig:
     def from_yaml(cls, path: str | Path | None = None) -> "ConstraintConfig":
         """Load ``config/babbling.yaml`` (or ``path``); ConfigError on anything malformed."""
         path = Path(path) if path is not None else config_path("babbling.yaml")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"{path}: cannot read babbling config: {exc}") from exc
+        raw = read_yaml(path, "babbling config")
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: expected a mapping")
         try:

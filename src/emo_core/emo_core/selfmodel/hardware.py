@@ -107,6 +107,9 @@ class ServoRobot:
     clock: Clock
     sleep: Callable[[float], None]
     kind: str = "servo+camera"
+    #: The bus emulator, when the servos are emulated in virtual time: each cycle then waits until it
+    #: has applied the cycle's goal write before the clock moves on, so a seed gives the same run.
+    emulator: Any = None
     _detector: SettleDetector = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -129,7 +132,12 @@ class ServoRobot:
         return self._detector.wait(self._present_from_cycle)
 
     def _present_from_cycle(self) -> np.ndarray:
+        writes = self.emulator.stats.sync_writes if self.emulator is not None else 0
         state = self.driver.step()
+        if self.emulator is not None and state.connected:
+            # A Sync Write has no answer: without this wait the emulator's thread may apply the goal
+            # after the manual clock moved on, and the servo starts a cycle late (scheduling noise).
+            self.emulator.wait_for_sync_writes(writes)
         if not state.connected:
             # Babbling on a lost bus would store poses the face never took: stop; resume later.
             raise InputError(f"servo bus lost during babbling: {state.fault or 'disconnected'}")
@@ -196,7 +204,7 @@ def open_emulated_robot(twin: Any, settle: SettleConfig, noise_seed: int = 0,
         emulator.stop()
         raise
     robot = ServoRobot(driver, TwinCapture(twin, noise_seed), settle, clock, clock.advance,
-                       kind="twin+servo-emulator")
+                       kind="twin+servo-emulator", emulator=emulator)
 
     def close() -> None:
         try:

@@ -8,7 +8,6 @@ mismatch with a :class:`~emo_core.errors.SchemaError` that says what differs.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from .. import __version__
 from ..datasets.babbling import landmark_schema
@@ -85,28 +84,39 @@ class InverseModel:
 
     # ------------------------------------------------------------------ files
     def save(self, model_dir: str | Path) -> Path:
-        """Write ``model.safetensors`` and ``card.json`` into ``model_dir``."""
+        """Write ``model.safetensors`` and ``card.json`` as one whole directory (emo_core.modeldir:
+        staged, fsynced, swapped in atomically; the card lists the weights' checksum)."""
+        from safetensors.torch import save as to_bytes
+
+        from ..modeldir import MANIFEST_KEY, ModelDirWriter, sha256_bytes
+
         model_dir = Path(model_dir)
-        model_dir.mkdir(parents=True, exist_ok=True)
         tensors = {k: v.detach().contiguous().clone() for k, v in self.net.state_dict().items()}
-        save_file(tensors, str(model_dir / WEIGHTS), metadata={"format": CARD_FORMAT})
-        card = dict(self.card)
+        weights = to_bytes(tensors, metadata={"format": CARD_FORMAT})
+        card = {k: v for k, v in self.card.items() if k != MANIFEST_KEY}
         card.update(_schema_card(self.arch))
-        card["weights"] = {"file": WEIGHTS, "sha256": _file_sha256(model_dir / WEIGHTS),
+        card["weights"] = {"file": WEIGHTS, "sha256": sha256_bytes(weights),
                            "parameters": int(sum(p.numel() for p in self.net.parameters()))}
         card["versions"] = {"emo_core": __version__, "torch": torch.__version__, "numpy": np.__version__}
-        (model_dir / CARD).write_text(json.dumps(card, indent=2) + "\n")
-        self.card = card
+        writer = ModelDirWriter(model_dir)
+        writer.add_file(WEIGHTS, weights)
+        writer.add_card(CARD, card)
+        writer.commit()
+        self.card = writer.written[CARD]
         return model_dir
 
     @classmethod
     def load(cls, model_dir: str | Path | None = None) -> "InverseModel":
         """Load a model directory (None: the default model shipped in emo_core)."""
+        from ..modeldir import verify
+
         model_dir = Path(model_dir) if model_dir is not None else default_model_dir()
         card = read_card(model_dir)
+        verify(model_dir, card, CARD)
         arch = ArchConfig.from_dict(card["architecture"])
         weights = model_dir / WEIGHTS
-        if _file_sha256(weights) != card.get("weights", {}).get("sha256"):
+        recorded = card.get("weights")
+        if _file_sha256(weights) != (recorded.get("sha256") if isinstance(recorded, dict) else None):
             raise SchemaError(f"{weights} does not match the checksum in {model_dir / CARD}")
         try:
             tensors = load_file(str(weights))
@@ -133,20 +143,20 @@ def _schema_card(arch: ArchConfig) -> dict[str, Any]:
 
 def read_card(model_dir: Path) -> dict[str, Any]:
     """Read ``card.json`` and check it against this code's landmark and command schema."""
+    from ..modeldir import read_card as read_json_card
+
     path = model_dir / CARD
     if not path.is_file() or not (model_dir / WEIGHTS).is_file():
         raise InputError(f"{model_dir} is not an inverse model directory (needs {CARD} and {WEIGHTS})")
-    try:
-        card = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise SchemaError(f"{path}: unreadable model card: {exc}") from exc
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT:
+    card = read_json_card(model_dir, CARD, "inverse model")
+    if card.get("format") != CARD_FORMAT:
         raise SchemaError(f"{path}: not an {CARD_FORMAT} card")
     if card.get("version") != CARD_VERSION:
         raise SchemaError(f"{path}: card version {card.get('version')} unsupported (this code reads {CARD_VERSION})")
     if card.get("input") != landmark_schema():
         raise SchemaError(f"{path}: the model expects landmarks {card.get('input')}, this code provides {landmark_schema()}")
-    names = card.get("output", {}).get("command_names")
+    output = card.get("output")
+    names = output.get("command_names") if isinstance(output, dict) else None
     if names != list(COMMAND_NAMES):
         raise SchemaError(f"{path}: the model outputs commands {names}, this code expects {list(COMMAND_NAMES)}")
     if "architecture" not in card:

@@ -14,18 +14,21 @@ The driver owns the bus and is driven by its caller, one control cycle per :meth
 Safety: commands are validated (NaN/inf rejected before anything is sent; out-of-range clamped or
 rejected); setpoints never leave the limits, which are also written into the servos' own
 Min/Max_Position_Limit; Profile_Velocity is set as a hardware speed backstop; a watchdog eases the
-face home when commands stop; :meth:`shutdown` homes and releases torque (also on Ctrl-C, via the
-context manager); a lost port is reported and reopened when it comes back.
+face home when commands stop; :meth:`shutdown` homes and releases torque (also on Ctrl-C, SIGTERM and
+SIGHUP, via the context manager: see :mod:`emo_core.signals`); a lost port is reported and reopened
+when it comes back.
 
 Lifecycle (the ROS lifecycle node maps onto it): ``open()`` = configure, ``activate()`` = torque on,
 ``deactivate()`` = home + torque off, ``close()`` = release the port.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +38,7 @@ import numpy as np
 
 from ..clock import Clock, MonotonicClock
 from ..errors import ConfigError, InputError
+from ..signals import signals_deferred, stop_on_signals
 from .bus import ServoBus, ServoError, TransportError
 from .models import MODEL_BY_NUMBER, Register, describe_hardware_error
 from .table import ServoTable
@@ -65,6 +69,14 @@ class DriverConfig:
     #: times as much as the setpoint. 0: the velocity lead for every timed command.
     now_lead_gain: float = 0.0
     max_dt_s: float = 0.05
+    #: A command's arrive_at more than this far from now (either way) is refused: a stamp on the
+    #: wrong clock base (wall time vs monotonic, ns vs s) would otherwise plan a crawl for hours and
+    #: push the watchdog's deadline (arrive_at + watchdog_timeout_s) past any use.
+    arrive_horizon_s: float = 5.0
+    #: Goals move at most lead_step_factor x max_velocity x dt per control cycle, lead included: the
+    #: servo-lag lead needs goals faster than the setpoint while it builds up or reverses, but a
+    #: reversal of the full lead in one cycle is a jump the servo would take at Profile_Velocity.
+    lead_step_factor: float = 30.0
     profile_velocity_margin: float = 1.25
     latency_timer_ms: float = 16.0
     retries: int = 2
@@ -74,9 +86,16 @@ class DriverConfig:
     reboot_on_hardware_error: bool = False
     reboot_backoff_s: float = 1.0
     shutdown_timeout_s: float = 3.0
+    #: Interrupted (Ctrl-C, SIGTERM, SIGHUP): ease home at full max_velocity for at most this long,
+    #: then torque off -- a supervisor escalates to SIGKILL within seconds, and a face left torqued
+    #: mid-move by a kill is worse than one released a little short of home.
+    stop_timeout_s: float = 0.6
     home_tolerance_ticks: int = 8
     control_period_s: float = 0.01
     temperature_warn_c: float = 60.0
+    #: After a reboot (reboot_on_hardware_error) torque comes back only below this temperature; a
+    #: servo that rebooted hotter stays released until a status poll reads it 5 C cooler.
+    reboot_max_temperature_c: float = 65.0
     blocking_read: bool = True
 
     @classmethod
@@ -98,9 +117,16 @@ class DriverConfig:
                 isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float else isinstance(value, kind))
             if not ok:
                 raise ConfigError(f"driver {f.name} must be {kind.__name__}, got {value!r}")
+        if not (math.isfinite(self.lead_step_factor) and self.lead_step_factor >= 1.0):
+            raise ConfigError(f"driver lead_step_factor must be >= 1 (goals must keep up with the setpoint), "
+                              f"got {self.lead_step_factor!r}")
         if self.out_of_range not in ("clamp", "reject"):
             raise ConfigError(f"driver out_of_range must be 'clamp' or 'reject', got {self.out_of_range!r}")
-        for name in ("home_speed_scale", "max_dt_s", "control_period_s", "shutdown_timeout_s"):
+        for name, least in (("baudrate", 1), ("retries", 0), ("max_failed_cycles", 1), ("home_tolerance_ticks", 0)):
+            if getattr(self, name) < least:
+                raise ConfigError(f"driver {name} must be >= {least}, got {getattr(self, name)!r}")
+        for name in ("home_speed_scale", "max_dt_s", "control_period_s", "shutdown_timeout_s", "stop_timeout_s",
+                     "arrive_horizon_s", "reboot_max_temperature_c"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ConfigError(f"driver {name} must be a positive number, got {value!r}")
@@ -140,8 +166,10 @@ class ServoState:
     hardware_error: np.ndarray        # Hardware_Error_Status bits per servo
     stale: np.ndarray                 # True where this cycle brought no fresh reading
     commands: np.ndarray              # the 11 normalized commands the present positions express
+    torque: np.ndarray                # Torque_Enable per servo as last read or written (a hardware
+                                      # error, e.g. overload, releases a servo's torque by itself)
     connected: bool = True
-    torque_on: bool = False
+    torque_on: bool = False           # active, connected and every answering servo holds torque
     watchdog: bool = False            # easing home because commands stopped
     fault: str = ""                   # the last problem, in one line ("" when healthy)
     cycle: int = 0
@@ -207,6 +235,8 @@ class ServoDriver:
         self._current = np.zeros(n)
         self._temperature = np.full(n, np.nan)
         self._hw_error = np.zeros(n, np.int64)
+        self._torque_state = np.zeros(n, bool)
+        self._cooling: set[int] = set()          # rebooted too hot: torque stays off until it cools
         self._stale = np.ones(n, bool)
         self._opened = False
         self._configured = False
@@ -214,6 +244,7 @@ class ServoDriver:
         self._active = False
         self._watchdog = False
         self._homing = False
+        self._home_speed_scale = self.config.home_speed_scale
         self._watchdog_deadline = math.inf
         self._last_step_t: float | None = None
         self._missing: set[int] = set()          # servos that stopped answering mid-run
@@ -224,6 +255,7 @@ class ServoDriver:
         self._failed_cycles = 0
         self._cycle = 0
         self._fault = ""
+        self._signals: contextlib.ExitStack | None = None
         self.clamped = 0            # command values clamped into [0, 1] so far
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -258,13 +290,14 @@ class ServoDriver:
         self._watchdog = False
         LOG.info("servo torque on (%d servos)", len(self._ids))
 
-    def deactivate(self, timeout_s: float | None = None) -> None:
-        """Ease home (velocity-limited), then torque off. Torque goes off even if homing times out."""
+    def deactivate(self, timeout_s: float | None = None, speed_scale: float | None = None) -> None:
+        """Ease home (velocity-limited, at ``speed_scale`` x max_velocity, default home_speed_scale),
+        then torque off. Torque goes off even if homing times out."""
         if not self._active:
             return
         try:
             if self._connected:
-                self.home()
+                self.home(speed_scale=speed_scale)
                 self.wait_until_settled(timeout_s if timeout_s is not None else self.config.shutdown_timeout_s)
         finally:
             self._active = False
@@ -276,13 +309,24 @@ class ServoDriver:
         self._connected = False
         self._opened = False
 
-    def shutdown(self) -> None:
+    def shutdown(self, interrupted: bool | None = None) -> None:
         """Home, torque off, close. Safe to call twice. A Ctrl-C during homing skips to torque off;
-        bus errors are logged, not raised (shutdown runs in ``finally`` blocks and ``__exit__``)."""
+        bus errors are logged, not raised (shutdown runs in ``finally`` blocks and ``__exit__``).
+
+        ``interrupted`` (default: whether an interrupt -- Ctrl-C, SIGTERM, SIGHUP, see
+        :mod:`emo_core.signals` -- is propagating): the homing is the quick one, full max_velocity for
+        at most ``stop_timeout_s``. A ROS node stopped by a signal passes True."""
+        if interrupted is None:
+            interrupted = isinstance(sys.exc_info()[1], KeyboardInterrupt)
         try:
             if self._active:
                 try:
-                    self.deactivate()
+                    if interrupted:
+                        LOG.warning("interrupted: easing home for up to %.1f s, then torque off",
+                                    self.config.stop_timeout_s)
+                        self.deactivate(self.config.stop_timeout_s, speed_scale=1.0)
+                    else:
+                        self.deactivate()
                 except KeyboardInterrupt:
                     LOG.warning("interrupted while homing: releasing torque now")
                     self._active = False
@@ -294,12 +338,25 @@ class ServoDriver:
             self.close()
 
     def __enter__(self) -> "ServoDriver":
-        if not self._opened:
-            self.open()
+        # SIGTERM/SIGHUP raise like Ctrl-C while the block runs, so __exit__ homes and releases.
+        stack = contextlib.ExitStack()
+        stack.enter_context(stop_on_signals())
+        try:
+            if not self._opened:
+                self.open()
+        except BaseException:
+            stack.close()
+            raise
+        self._signals = stack
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.shutdown()
+        try:
+            self.shutdown()
+        finally:
+            if self._signals is not None:
+                self._signals.close()
+                self._signals = None
 
     # -- commands -----------------------------------------------------------------------------
     def command(self, positions: Mapping[str, float] | np.ndarray, arrive_at: float | None = None) -> None:
@@ -309,10 +366,12 @@ class ServoDriver:
 
         NaN/inf (anywhere in the command) raise InputError and change nothing. Values outside [0, 1]
         are clamped (counted in :attr:`clamped`) or, with ``out_of_range: reject``, raise InputError.
+        An ``arrive_at`` more than ``arrive_horizon_s`` from now (a stamp on another clock base) is
+        refused the same way, so no command can postpone the watchdog by more than that.
         """
         norm, mask = self.table.resolve(positions)
-        if arrive_at is not None and not math.isfinite(float(arrive_at)):
-            raise InputError(f"arrive_at={arrive_at} is not finite; nothing was sent")
+        now = self.clock.now()
+        arrive = self._check_arrive_at(arrive_at, now)
         outside = mask & ((norm < 0.0) | (norm > 1.0))
         if outside.any():
             detail = ", ".join(f"{self.table.names[i]}={norm[i]:.3g}" for i in np.flatnonzero(outside)[:4])
@@ -322,21 +381,38 @@ class ServoDriver:
             LOG.debug("clamped command values into [0, 1]: %s", detail)
         ticks = self.table.norm_to_ticks(norm)        # clips to [0, 1], so within the limits
         self._target[mask] = np.clip(ticks[mask], self._lo[mask], self._hi[mask])
-        self._arrive_at[mask] = np.nan if arrive_at is None else float(arrive_at)
-        now = self.clock.now()
-        # "Commands stopped" counts from the later of now and the planned arrival.
-        self._watchdog_deadline = max(now, float(arrive_at) if arrive_at is not None else now) + self._watchdog_timeout
+        self._arrive_at[mask] = np.nan if arrive is None else arrive
+        # "Commands stopped" counts from the later of now and the planned arrival (within the horizon).
+        self._watchdog_deadline = max(now, arrive if arrive is not None else now) + self._watchdog_timeout
         self._homing = False
         if self._watchdog:
             LOG.info("commands resumed: watchdog released")
         self._watchdog = False
 
-    def home(self, arrive_at: float | None = None) -> None:
-        """Target the home pose (at the home speed unless ``arrive_at`` says otherwise)."""
+    def home(self, arrive_at: float | None = None, speed_scale: float | None = None) -> None:
+        """Target the home pose (at ``speed_scale`` x max_velocity, default home_speed_scale, unless
+        ``arrive_at`` says otherwise; it is checked as in :meth:`command`)."""
+        arrive = self._check_arrive_at(arrive_at, self.clock.now())
+        scale = self.config.home_speed_scale if speed_scale is None else _number(speed_scale, "home speed_scale")
+        if not 0.0 < scale <= 1.0:
+            raise InputError(f"home speed_scale must be in (0, 1], got {speed_scale!r}")
+        self._home_speed_scale = scale
         self._target = self._home.copy()
-        self._arrive_at[:] = np.nan if arrive_at is None else float(arrive_at)
+        self._arrive_at[:] = np.nan if arrive is None else arrive
         self._homing = True
         self._watchdog_deadline = math.inf      # already going where the watchdog would send it
+
+    def _check_arrive_at(self, arrive_at: object, now: float) -> float | None:
+        """``arrive_at`` as a float within ``arrive_horizon_s`` of now, or InputError."""
+        if arrive_at is None:
+            return None
+        arrive = _number(arrive_at, "arrive_at")
+        horizon = self.config.arrive_horizon_s
+        if abs(arrive - now) > horizon:
+            raise InputError(f"arrive_at={arrive:.6g} is {arrive - now:+.3g} s from now (clock {now:.6g}); "
+                             f"more than arrive_horizon_s={horizon:g} s away -- another clock base? "
+                             "nothing was sent")
+        return arrive
 
     # -- the control cycle --------------------------------------------------------------------
     def step(self, now: float | None = None) -> ServoState:
@@ -414,9 +490,15 @@ class ServoDriver:
             hardware_error=self._hw_error.copy(),
             stale=self._stale.copy(),
             commands=self.table.ticks_to_commands(present),
-            connected=self._connected, torque_on=self._active and self._connected,
+            torque=self._torque_state.copy(),
+            connected=self._connected, torque_on=self._torque_held(),
             watchdog=self._watchdog, fault=self._fault, cycle=self._cycle,
             bus={**vars(self.bus.stats), "clamped": self.clamped})
+
+    def _torque_held(self) -> bool:
+        """Torque on as the servos report it: every answering servo, not just the driver's intent."""
+        rows = [k for k, i in enumerate(self._ids) if i not in self._missing]
+        return bool(self._active and self._connected and rows and self._torque_state[rows].all())
 
     # -- planning -----------------------------------------------------------------------------
     def _plan(self, now: float) -> None:
@@ -429,7 +511,8 @@ class ServoDriver:
             LOG.warning("no servo command for %.2f s: easing to home", self._watchdog_timeout)
         homing = self._watchdog or self._homing
         target = self._home if self._watchdog else self._target
-        vmax = self._vmax * (self.config.home_speed_scale if homing else 1.0)
+        scale = self.config.home_speed_scale if self._watchdog else self._home_speed_scale
+        vmax = self._vmax * (scale if homing else 1.0)
         remaining = target - self._setpoint
         speed = vmax
         timed = ~np.isnan(self._arrive_at) & ~np.bool_(self._watchdog)
@@ -449,11 +532,22 @@ class ServoDriver:
             # moves at the setpoint's speed, within max_velocity. Goals may pass the target by the
             # lead while the face approaches it; they never leave the servo limits.
             lead = step / dt * lag
+            # A planned arrival unwinds its lead by arrive_at at the step limit's spare rate, rather
+            # than dropping it in one cycle there (the goal would stay past the target and the face
+            # overshoot): |lead| <= (lead_step_factor - 1) x max_velocity x the time left.
+            planned_arrival = timed & (time_left > dt)
+            unwind = (self.config.lead_step_factor - 1.0) * self._vmax * np.maximum(time_left - dt, 0.0)
+            lead = np.where(planned_arrival, np.clip(lead, -unwind, unwind), lead)
             gain = self.config.now_lead_gain
             if gain > 0:
                 due = timed & (self._arrive_at - now <= dt)
                 lead = np.where(due, gain * (self._setpoint - self._present), lead)
             self._lead = np.where(timed, np.clip(self._setpoint + lead, self._lo, self._hi) - self._setpoint, 0.0)
+        # Whatever the lead asks (a reversal, the watchdog dropping it, a due-now feedback kick), the
+        # goal itself moves at most lead_step_factor x max_velocity x dt this cycle.
+        band = self.config.lead_step_factor * self._vmax * dt
+        goal = np.clip(np.clip(self._setpoint + self._lead, self._lo, self._hi), self._goal - band, self._goal + band)
+        self._lead = goal - self._setpoint
 
     def _settled(self, tolerance: int) -> bool:
         target = self._home if self._watchdog else self._target
@@ -607,10 +701,13 @@ class ServoDriver:
         ids = self._present_ids()
         temperature = self._read_register("Present_Temperature", ids)
         errors = self._read_register("Hardware_Error_Status", ids)
+        torque = self._read_register("Torque_Enable", ids)
         for k, dxl_id in enumerate(self._ids):
             if dxl_id in temperature:
                 self._temperature[k] = temperature[dxl_id]
                 self._set_hw_error(k, errors[dxl_id])
+                self._torque_state[k] = bool(torque[dxl_id])
+        self._recheck_cooling()
         hot = [f"{self.table.names[k]} {t:.0f} C" for k, t in enumerate(self._temperature)
                if t >= self.config.temperature_warn_c]
         if hot:
@@ -636,11 +733,14 @@ class ServoDriver:
         rows = [self._ids.index(i) for i in back]
         self._read_cycle()
         self._setpoint[rows] = np.clip(self._present[rows].astype(np.float64), self._lo[rows], self._hi[rows])
+        self._lead[rows] = 0.0
+        self._goal[rows] = np.rint(self._setpoint[rows]).astype(np.int64)
         if self._active:
             self._send_goals()
             reg = self._regs["Torque_Enable"]
             for dxl_id in back:
                 self.bus.write(dxl_id, reg, 1)
+                self._torque_state[self._ids.index(dxl_id)] = True
         LOG.warning("servo(s) answering again: %s", self._describe(self.table.by_id(i) for i in back))
 
     def _handle_alerts(self, now: float) -> None:
@@ -648,6 +748,7 @@ class ServoDriver:
         for dxl_id in sorted(self.bus.take_alerts()):
             k = self._ids.index(dxl_id)
             self._set_hw_error(k, self.bus.read(dxl_id, self._regs["Hardware_Error_Status"]))
+            self._torque_state[k] = bool(self.bus.read(dxl_id, self._regs["Torque_Enable"]))
             if self._hw_error[k] and self.config.reboot_on_hardware_error:
                 self._reboot(k, now)
 
@@ -674,9 +775,38 @@ class ServoDriver:
         self.bus.write(dxl_id, self._regs["Goal_Position"], self._goal[k])
         if self.config.profile_velocity_margin > 0:
             self.bus.write(dxl_id, self._regs["Profile_Velocity"], self._profile_units[dxl_id])
-        if self._active:
-            self.bus.write(dxl_id, self._regs["Torque_Enable"], 1)
+        self._lead[k] = 0.0
+        self._torque_state[k] = False                  # a reboot always comes up with torque off
         self._set_hw_error(k, self.bus.read(dxl_id, self._regs["Hardware_Error_Status"]))
+        # An overload or overheating reboot must not re-enable a servo that is still hot.
+        self._temperature[k] = self.bus.read(dxl_id, self._regs["Present_Temperature"])
+        if self._temperature[k] >= self.config.reboot_max_temperature_c:
+            self._cooling.add(dxl_id)
+            LOG.error("servo %s (id %d) rebooted at %.0f C (>= reboot_max_temperature_c %.0f C): torque stays "
+                      "off until it cools", self.table.names[k], dxl_id, self._temperature[k],
+                      self.config.reboot_max_temperature_c)
+        elif self._active and not self._hw_error[k]:
+            self.bus.write(dxl_id, self._regs["Torque_Enable"], 1)
+            self._torque_state[k] = True
+
+    def _recheck_cooling(self) -> None:
+        """Re-enable servos held off after a hot reboot once they read 5 C below the limit."""
+        for dxl_id in sorted(self._cooling):
+            k = self._ids.index(dxl_id)
+            if self._temperature[k] >= self.config.reboot_max_temperature_c - 5.0 or self._hw_error[k]:
+                continue
+            self._cooling.discard(dxl_id)
+            if self._active:
+                position = self.bus.read(dxl_id, self._regs["Present_Position"])
+                self._present[k] = position
+                self._setpoint[k] = float(np.clip(position, self._lo[k], self._hi[k]))
+                self._lead[k] = 0.0
+                self._goal[k] = int(round(self._setpoint[k]))
+                self.bus.write(dxl_id, self._regs["Goal_Position"], self._goal[k])
+                self.bus.write(dxl_id, self._regs["Torque_Enable"], 1)
+                self._torque_state[k] = True
+            LOG.warning("servo %s (id %d) cooled to %.0f C: torque back on", self.table.names[k], dxl_id,
+                        self._temperature[k])
 
     def _send_goals(self) -> None:
         goal = np.rint(np.clip(self._setpoint + self._lead, self._lo, self._hi)).astype(np.int64)
@@ -690,6 +820,7 @@ class ServoDriver:
         """Setpoints and targets := present positions (clamped), so torque-on never jumps."""
         present = np.clip(self._present.astype(np.float64), self._lo, self._hi)
         self._setpoint = present.copy()
+        self._goal = np.rint(present).astype(np.int64)     # the step limit counts from here
         self._lead[:] = 0.0
         self._target = present.copy()
         self._arrive_at[:] = np.nan
@@ -702,17 +833,20 @@ class ServoDriver:
         ids = self._present_ids()
         self.bus.sync_write(reg, {i: value for i in ids})
         state = self._read_register("Torque_Enable", ids)
-        for dxl_id in (i for i in ids if state[i] != value):
-            if on and self._hw_error[self._ids.index(dxl_id)]:
-                continue           # shut down by a hardware error: stays off until rebooted
-            self.bus.write(dxl_id, reg, value)
+        for dxl_id in ids:
+            k = self._ids.index(dxl_id)
+            if state[dxl_id] != value and not (on and (self._hw_error[k] or dxl_id in self._cooling)):
+                self.bus.write(dxl_id, reg, value)     # (a servo shut down by a hardware error stays off)
+                state[dxl_id] = value
+            self._torque_state[k] = bool(state[dxl_id])
 
     def _release(self) -> None:
         """Torque off on every servo we can reach; say loudly which ones we could not."""
         if not self._connected:
             LOG.error("servo port %s is gone: cannot release torque", self.bus.port_name)
             return
-        self._torque(False)
+        with signals_deferred():           # a second Ctrl-C/SIGTERM must not cut the release short
+            self._torque(False)
         if self._missing:
             LOG.error("torque not released on silent servo(s): %s",
                       self._describe(self.table.by_id(i) for i in self._missing))
@@ -785,6 +919,19 @@ class ServoDriver:
         if not self._connected:
             raise TransportError(f"cannot {what}: servo port {self.bus.port_name} is not connected",
                                  port=self.bus.port_name, operation=what, port_lost=True)
+
+
+def _number(value: object, what: str) -> float:
+    """A finite real number, or InputError (strings, None, arrays, 10**400, NaN, inf all refused)."""
+    if isinstance(value, (bool, str, bytes)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"{what}={value!r} is not a number; nothing was sent")
+    try:
+        number = float(value)
+    except OverflowError:
+        raise InputError(f"{what} is too large to be a number of seconds; nothing was sent") from None
+    if not math.isfinite(number):
+        raise InputError(f"{what}={value} is not finite; nothing was sent")
+    return number
 
 
 def request_realtime(priority: int) -> str:

@@ -655,7 +655,7 @@ class BusEmulator:
     def _reboot(self, servo: EmulatedServo, now: float) -> None:
         servo.update(now)
         servo.overloaded = False
-        servo.temperature_c = min(servo.temperature_c, AMBIENT_C + 10)
+        # A reboot clears the error, not the heat: the driver must check the temperature before torque.
         servo.reset_memory(eeprom=False)      # RAM back to initial values: torque off, error cleared
 
     def _servo(self, dxl_id: int) -> EmulatedServo:

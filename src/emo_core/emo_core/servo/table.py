@@ -22,10 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from ..errors import ConfigError, InputError
-from ..resources import config_path
+from ..resources import config_path, read_yaml
 from ..schema import COMMAND_NAMES, N_COMMANDS
 from .models import ModelSpec, model as model_spec
 
@@ -97,12 +96,7 @@ class ServoTable:
     def load(cls, path: str | Path | None = None) -> "ServoTable":
         """Load and validate a servo table (default: the configured ``servos.yaml``)."""
         path = Path(path) if path is not None else config_path("servos.yaml")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read servo table {path}: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}".splitlines()[0]) from None
+        data = read_yaml(path, "servo table")
         return cls.from_dict(data, source=str(path))
 
     @classmethod
@@ -237,7 +231,11 @@ class ServoTable:
                 norm[idx] = v
                 mask[idx] = True
             return norm, mask
-        arr = np.asarray(positions, dtype=np.float64).ravel() if not isinstance(positions, str) else None
+        try:
+            arr = np.asarray(positions, dtype=np.float64).ravel() if not isinstance(positions, (str, bytes)) else None
+        except (TypeError, ValueError, OverflowError) as exc:
+            # Object arrays, ragged lists, 10**400: garbage in, one clear error out.
+            raise InputError(f"command values must be numbers: {exc}; nothing was sent") from None
         if arr is None or arr.size not in (N_COMMANDS, N_CHANNELS, n):
             size = "a string" if arr is None else arr.size
             raise InputError(f"expected {N_COMMANDS} commands, {N_CHANNELS} channels or {n} servo values, got {size}")
@@ -322,7 +320,10 @@ def _parse_servo(entry: Any, defaults: dict, source: str, index: int) -> ServoSp
 def _finite(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise InputError(f"{what}={value!r} is not a number")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        raise InputError(f"{what} is too large; nothing was sent") from None
     if not math.isfinite(v):
         raise InputError(f"{what}={v} is not finite; nothing was sent")
     return v

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ..errors import ConfigError
-from ..resources import config_path
+from ..resources import config_path, read_yaml
 from ..schema import COMMAND_NAMES, MP_INDICES, N_LANDMARKS, REGION_OF
 
 LOG = logging.getLogger(__name__)
@@ -121,12 +120,7 @@ class TwinConfig:
 def load_twin_config(path: str | Path | None = None) -> TwinConfig:
     """Read and validate the twin config (default: ``config_path("face_twin.yaml")``)."""
     path = Path(path) if path is not None else config_path(CONFIG_NAME)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read twin config ({exc})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    raw = read_yaml(path, "twin config")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     try:
