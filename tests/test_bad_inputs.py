@@ -72,6 +72,9 @@ def assets(tmp_path_factory) -> dict[str, str]:
         a[f"flip_{name}"].write_bytes(bytes(flipped))
     a["png_as_npz"] = root / "picture.npz"
     a["png_as_npz"].write_bytes(cv2.imencode(".png", np.zeros((8, 8, 3), np.uint8))[1].tobytes())
+    a["bare_npy_as_npz"] = root / "bare.npz"          # an .npy array under an .npz name
+    with open(a["bare_npy_as_npz"], "wb") as f:
+        np.save(f, np.zeros(3))
     a["npz_as_mp4"] = root / "data.mp4"
     shutil.copy(a["npz"], a["npz_as_mp4"])
     a["npz_as_jpg"] = root / "data.jpg"
@@ -185,6 +188,24 @@ CASES: list[tuple[str, str]] = [
     ("eval-video/max-frames-0", "eval video {mp4} --max-frames 0 --quiet"),
     ("eval-video/out-proc", "eval video {mp4} --max-frames 5 --out {proc} --quiet"),
     ("eval-video/tracks-under-file", "eval video {mp4} --max-frames 5 --tracks {under_file} --quiet"),
+    ("eval-video/track-truncated", "eval video {tracks_bad}/cut.npz --quiet"),
+    ("eval-video/track-is-a-picture", "eval video {png_as_npz} --quiet"),
+    ("eval-video/pipeline-unknown", "eval video {tracks} --pipeline bogus=1 --quiet"),
+    ("eval-video/pipeline-nan", "eval video {tracks} --pipeline lag_lead_s=.nan --quiet"),
+    ("eval-video/pipeline-no-value", "eval video {tracks} --pipeline lag_lead --quiet"),
+    ("eval-video/sim-negative", "eval video {tracks} --sim servo_lag_s=-1 --quiet"),
+    ("eval-detector/missing", "eval detector {missing}"),
+    ("eval-detector/empty-dir", "eval detector {dir}"),
+    ("eval-detector/truncated", "eval detector {tracks_bad}"),
+    ("eval-detector/picture-as-track", "eval detector {png_as_npz}"),
+    ("eval-detector/people-data-as-track", "eval detector {npz}"),
+    ("eval-detector/bare-array", "eval detector {bare_npy_as_npz}"),
+    ("eval-detector/detector-nan", "eval detector {tracks} --detector on_probability=.nan"),
+    ("eval-detector/detector-unknown", "eval detector {tracks} --detector bogus=1"),
+    ("eval-detector/detector-wrong-type", "eval detector {tracks} --detector confirm_frames=two"),
+    ("eval-detector/config-binary", "eval detector {tracks} --config {yaml_binary}"),
+    ("eval-detector/model-list-card", "eval detector {tracks} --model {model_list_card}"),
+    ("eval-detector/model-flipped", "eval detector {tracks} --model {model_flipped}"),
     # --- dataset
     ("dataset-peaks/missing", "dataset peaks --data {missing}"),
     ("dataset-peaks/index-negative", "dataset peaks --data {npz} --index -1"),

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -484,9 +485,12 @@ TRACK_KEYS = ("metric", "det", "rot", "scale", "ts", "spans")
 def load_track(path: str | Path) -> dict[str, np.ndarray]:
     """A landmark track written by ``emo eval video --tracks`` (InputError if it is not one)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
+        loaded = np.load(path, allow_pickle=False)
+        if not isinstance(loaded, np.lib.npyio.NpzFile):
+            raise InputError(f"{path}: not a landmark track (a bare array, not an .npz archive)")
+        with loaded as z:
             track = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"{path}: not a landmark track ({exc})") from None
     missing = [k for k in TRACK_KEYS if k not in track]
     if missing:
