@@ -20,15 +20,15 @@ from rclpy.node import Node
 
 from emo_core.datasets.bags import ros_robot_description
 from emo_core.errors import ConfigError, EmoError
-from emo_core.pipeline.core import FaceCommand, Source
+from emo_core.commands import FaceCommand, Source
 from emo_core.schema import COMMAND_NAMES
 from emo_core.selfmodel.babbler import Babbler
 from emo_core.selfmodel.constraints import ConstraintConfig, ConstraintFunction
 from emo_core.servo import ServoTable
 from emo_core.twin import DigitalTwin
 
-from .babbling import Stopped, TopicFaceRobot
-from .conversions import command_to_msg, joint_state_to_commands, make_header, msg_points, stamp_to_seconds
+from emo_core.selfmodel.topic_robot import Stopped, TopicFaceRobot
+from emo_core.conversions import command_to_msg, joint_state_to_commands, make_header, msg_points, stamp_to_seconds
 from .parameters import SCHEMAS, declare
 from .runtime import RELIABLE_QOS, RosClock, message_types, run
 

@@ -19,7 +19,7 @@ from emo_core.errors import EmoError
 from emo_core.clock import Clock
 from emo_core.perception.sources import DeviceSource, FrameSource, open_source
 
-from .conversions import camera_info_msg, make_header
+from emo_core.conversions import camera_info_msg, make_header
 from .parameters import SCHEMAS, declare
 from .runtime import SENSOR_QOS, ImageCodec, RosClock, message_types, run
 

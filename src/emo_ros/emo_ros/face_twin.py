@@ -22,10 +22,10 @@ from emo_core.schema import Space
 from emo_core.servo import ServoTable
 from emo_core.twin import DigitalTwin, render_face
 
-from .conversions import joint_state_pose, joint_state_to_commands, make_header, points_to_msg, stamp_to_seconds
+from emo_core.conversions import joint_state_pose, joint_state_to_commands, make_header, points_to_msg, stamp_to_seconds
 from .parameters import SCHEMAS, declare
 from .runtime import RELIABLE_QOS, SENSOR_QOS, ImageCodec, message_types, run
-from .visual import face_markers
+from emo_core.visual import face_markers
 
 PARAMETERS = SCHEMAS["face_twin"]
 

@@ -26,7 +26,7 @@ from emo_core.anticipation.scorer import ExpressionScorer
 from emo_core.errors import EmoError
 from emo_core.schema import Space
 
-from .conversions import StampBook, event_to_msg, msg_to_face, points_to_msg
+from emo_core.conversions import StampBook, event_to_msg, msg_to_face, points_to_msg
 from .parameters import SCHEMAS, declare
 from .runtime import LATCHED_QOS, RELIABLE_QOS, message_types, run
 

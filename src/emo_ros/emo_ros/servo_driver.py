@@ -27,7 +27,7 @@ from rclpy.lifecycle import State, TransitionCallbackReturn
 from emo_core.errors import EmoError
 from emo_core.servo import DriverConfig, ServoDriver, ServoState, ServoTable
 
-from .conversions import command_mapping, diagnostics_to_msg, make_header, servo_state_to_joint_state, stamp_to_seconds
+from emo_core.conversions import command_mapping, diagnostics_to_msg, make_header, servo_state_to_joint_state, stamp_to_seconds
 from .parameters import SCHEMAS, declare
 from .runtime import RELIABLE_QOS, RosClock, message_types, run
 

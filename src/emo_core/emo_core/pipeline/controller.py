@@ -255,9 +255,7 @@ class CoexpressionController:
         self._held: _Held | None = None
         self._rest: np.ndarray | None = None
         self.state = State.CALM
-        smoothing = config.smoothing if config.mode is Mode.COEXPRESSION else None
-        self._filter = OneEuroFilter(smoothing) if smoothing is not None else None
-        self._slope = LinearSlope(config.lag_lead_frames) if config.lag_lead == "slope" else None
+        self._filter, self._slope = self._smoothers(config)
 
     @property
     def mode(self) -> Mode:
@@ -287,6 +285,24 @@ class CoexpressionController:
             self._filter.reset()
         if self._slope is not None:
             self._slope.reset()
+
+    def reconfigure(self, config: PipelineConfig) -> None:
+        """New settings for the running stream (the ROS node's ``ros2 param set``): the resting face
+        and a held prediction are kept (released when predictions are no longer used); the filter
+        and the slope restart only when their own settings change."""
+        old, self.config = self.config, config
+        if not config.anticipates and self._held is not None:
+            self._release()
+        filtering = ("mode", "smoothing", "lag_lead", "lag_lead_frames")
+        if any(getattr(old, k) != getattr(config, k) for k in filtering):
+            self._filter, self._slope = self._smoothers(config)
+
+    @staticmethod
+    def _smoothers(config: PipelineConfig) -> tuple[OneEuroFilter | None, LinearSlope | None]:
+        """The One Euro filter (coexpression with ``smoothing``) and the slope (``lag_lead: slope``)."""
+        smoothing = config.smoothing if config.mode is Mode.COEXPRESSION else None
+        return (OneEuroFilter(smoothing) if smoothing is not None else None,
+                LinearSlope(config.lag_lead_frames) if config.lag_lead == "slope" else None)
 
     def observe_rest(self, rest: np.ndarray | None) -> None:
         """The detector's current resting face: kept as the first one (``mirror_rest: calibrated``)
