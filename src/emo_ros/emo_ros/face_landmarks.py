@@ -2,7 +2,7 @@
 
 Each camera gets its own MediaPipe extractor (video mode tracks the face from frame to frame, per
 stream); the faces of the cameras are combined with ``emo_core.perception.views.fuse_views``
-(``views.ViewPairer`` says which frames go together). The FaceLandmarks message carries the pacing
+(``emo_core.perception.views.ViewPairer`` says which frames go together). The FaceLandmarks message carries the pacing
 camera frame's header unchanged.
 
 Subscribes ``<camera>_eye/image_raw`` for each of ``cameras`` (sensor-data QoS).
