@@ -18,9 +18,9 @@ from emo_core import conversions as cv
 from emo_core.anticipation.detector import PeakEvent
 from emo_core.anticipation.retarget import Retargeter
 from emo_core.clock import ManualClock
+from emo_core.commands import FaceCommand, Source
 from emo_core.errors import InputError, SchemaError
 from emo_core.messages import emo_typestore
-from emo_core.commands import FaceCommand, Source
 from emo_core.perception.views import ViewPairer
 from emo_core.pipeline.controller import CoexpressionController, Mode, PipelineConfig, State
 from emo_core.pipeline.inbox import PredictionInbox

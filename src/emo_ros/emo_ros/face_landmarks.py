@@ -18,15 +18,15 @@ from typing import Any
 
 from rclpy.node import Node
 
+from emo_core.conversions import face_to_msg, make_header, stamp_to_seconds
 from emo_core.errors import EmoError
 from emo_core.perception import ExtractorConfig, FaceLandmarkExtractor
+from emo_core.perception.views import ViewPairer
 from emo_core.schema import Face, Space
+from emo_core.visual import annotate, face_markers
 
-from emo_core.conversions import face_to_msg, make_header, stamp_to_seconds
 from .parameters import SCHEMAS, declare
 from .runtime import RELIABLE_QOS, SENSOR_QOS, ImageCodec, message_types, run
-from emo_core.perception.views import ViewPairer
-from emo_core.visual import annotate, face_markers
 
 PARAMETERS = SCHEMAS["face_landmarks"]
 

@@ -101,7 +101,8 @@ PEAK_ACTIVATION: Schema = {
     "rest_change_threshold": Param(1e-4, "Publish the resting face again when any point moved more than this "
                                          "(metric units) since it was last published.", range=(0.0, 1.0), live=True),
     "refresh_every": Param(3, "After a firing, publish the newest window on face/peak_refresh every this many "
-                              "frames while the face still moves, for re-prediction (0: never).", range=(0, 1000), live=True),
+                              "frames while the face still moves, for re-prediction (0: never).", range=(0, 1000),
+                           live=True),
     "refresh_min_motion": Param(2.0, "... only while the lips/brows motion (in units of the landmark noise) is at "
                                      "least this.", range=(0.0, 100.0), live=True),
 }
@@ -136,9 +137,11 @@ INVERSE_MODEL: Schema = {
     "lead_fraction": Param(0.5, "While a prediction is held, show the live face moved this fraction of the way "
                                 "to the predicted face (0: hold the predicted face, due at the predicted apex).",
                            range=(0.0, 1.0), live=True),
-    "anticipate": Param(True, "False: coexpression ignores predictions (lag-led mirroring only, an ablation).", live=True),
+    "anticipate": Param(True, "False: coexpression ignores predictions (lag-led mirroring only, an ablation).",
+                        live=True),
     "confidence_blend": Param(True, "Hold the prediction blended toward the face at the firing by its calibrated "
-                                    "confidence (ExpressionPrediction.confidence); false: hold it as predicted.", live=True),
+                                    "confidence (ExpressionPrediction.confidence); false: hold it as predicted.",
+                              live=True),
     "overtake_margin": Param(0.0, "Margin of that comparison, in robot-space face units along the predicted "
                                    "displacement (as emo_core's PipelineConfig).",
                              range=(0.0, 1.0), live=True),

@@ -317,39 +317,39 @@ class CoexpressionController:
         face to retarget against yet."""
         if not self.config.anticipates:
             return None
-        if self._rest is None:
+        rest = self._rest
+        if rest is None:
             LOG.warning("prediction for %.3f s dropped: no resting face yet", hold.stamp)
             return None
-        tta = self._take(hold, hold.stamp, None)
-        held = self._held
+        held, tta = self._take(hold, hold.stamp, rest, None)
         # Where the robot starts from: it was mirroring, so about where the face the prediction was
         # made on is.
-        held.start_along = min(self._along(self.retarget(hold.face, self._rest)), held.target_along)
+        held.start_along = min(_along(self.retarget(hold.face, rest), held.target, self.retarget.robot_rest),
+                               held.target_along)
         LOG.debug("peak activation at %.3f s: predicted apex in %.3f s", hold.stamp, tta)
         return tta
 
-    def _take(self, hold: Hold, fired_at: float, previous: _Held | None) -> float:
+    def _take(self, hold: Hold, fired_at: float, rest: np.ndarray, previous: _Held | None) -> tuple[_Held, float]:
         """Hold ``hold``'s target (blended by confidence, retargeted), due ``hold.stamp + time to
         apex``; a re-prediction keeps the firing stamp ``fired_at`` and ``previous``'s counters and
-        start. Only a timed hold turns it into a command here; leading by progress does so per frame."""
+        start. Only a timed hold turns it into a command here; leading by progress does so per frame.
+        Returns the hold and the (bounded) time to apex."""
         cfg = self.config
         tta = float(np.clip(hold.time_to_apex, cfg.min_time_to_apex_s, cfg.max_time_to_apex_s))
         target = hold.target
         if cfg.confidence_blend and hold.confidence < 1.0:
             target = blend_toward(hold.face, target, hold.confidence)
-        robot = self.retarget(target, self._rest)
+        robot = self.retarget(target, rest)
         release_at = hold.stamp + tta    # the predicted apex; hurrying does not move it
         timed = None
         if cfg.lead_fraction <= 0:
             timed = FaceCommand(COMMAND_NAMES, self._inverse(robot), fired_at, release_at, Source.PREDICTED)
-        if previous is None:
-            self._held = _Held(robot, fired_at, release_at, 0.0, timed)
-        else:
-            previous.target, previous.release_at, previous.timed = robot, release_at, timed
-            self._held = previous
-        self._held.target_along = self._along(robot)
+        held = previous if previous is not None else _Held(robot, fired_at, release_at, 0.0, timed)
+        held.target, held.release_at, held.timed = robot, release_at, timed
+        held.target_along = _along(robot, robot, self.retarget.robot_rest)
+        self._held = held
         self.state = State.TIMED if timed is not None else State.LEAD
-        return tta
+        return held, tta
 
     # ---------------------------------------------------------------------------------- stepping
     def step(self, live: np.ndarray, stamp: float, refresh: Refresh | None = None) -> Decision:
@@ -359,8 +359,9 @@ class CoexpressionController:
         cfg = self.config
         if self._held is not None and stamp > self._held.release_at + cfg.release_after_s:
             self._release()
-        if self._filter is not None:
-            live = self._filter(live, stamp).astype(np.float32)
+        smoother = self._filter
+        if smoother is not None:
+            live = smoother(live, stamp).astype(np.float32)
         rest = self._rest
         if rest is None:
             # Nothing to mirror against yet; a face at rest maps to the calm face.
@@ -376,15 +377,15 @@ class CoexpressionController:
         # from now at its filtered velocity (the servos' lag is paid back without the driver
         # differentiating landmark noise); the person's progress is judged on the face itself.
         shown = robot
-        if coex_lead and cfg.lag_lead == "filter" and self._filter is not None:
-            shown = self.retarget(live + cfg.lag_lead_s * self._filter.velocity.astype(np.float32), rest)
+        if coex_lead and cfg.lag_lead == "filter" and smoother is not None and smoother.velocity is not None:
+            shown = self.retarget(live + cfg.lag_lead_s * smoother.velocity.astype(np.float32), rest)
         elif coex_lead and self._slope is not None:
             velocity = self._slope(live, stamp).astype(np.float32)
             shown = self.retarget(live + cfg.lag_lead_s * velocity, rest)
         source = Source.MIMIC
-        if self._held is not None and (not cfg.release_when_overtaken
-                                       or self._keep_holding(robot, stamp, refresh)):
-            held = self._held
+        held = self._held
+        if held is not None and (not cfg.release_when_overtaken
+                                 or self._keep_holding(held, robot, stamp, rest, refresh)):
             if held.timed is not None:
                 return Decision(held.timed, held.target)
             # Ahead of the person by a fixed share of what is left to the predicted face.
@@ -393,16 +394,17 @@ class CoexpressionController:
         arrive = stamp if (coex_lead and cfg.lag_lead == "driver") else None
         return Decision(FaceCommand(COMMAND_NAMES, self._inverse(shown), stamp, arrive, source), shown)
 
-    def _keep_holding(self, robot: np.ndarray, stamp: float, refresh: Refresh | None) -> bool:
+    def _keep_holding(self, held: _Held, robot: np.ndarray, stamp: float, rest: np.ndarray,
+                      refresh: Refresh | None) -> bool:
         """False (and the prediction released) when the person is past the predicted face or, some
         time after the firing, has hardly moved toward it at all. In a timed hold, a person merely
         ahead of the planned motion makes the robot hurry (``hurry_when_overtaken``). (Past the
         predicted apex, :meth:`step` has released it already.)"""
         cfg = self.config
-        held = self._held
-        along = self._along(robot)
+        along = _along(robot, held.target, self.retarget.robot_rest)
+        timed = held.timed
         # The planned motion only exists for a timed hold; leading by progress has no plan to be behind.
-        ahead = held.timed is not None and along > self._planned(held, stamp) + cfg.overtake_margin
+        ahead = timed is not None and along > _planned(held, timed, stamp) + cfg.overtake_margin
         held.ahead = held.ahead + 1 if ahead else 0
         past = along > held.target_along + cfg.overtake_margin
         held.past = held.past + 1 if past else 0
@@ -416,38 +418,21 @@ class CoexpressionController:
             # The person is further along than the robot will be: follow them, never lag behind.
             LOG.debug("live face overtook the prediction at %.3f s: mirroring", stamp)
         else:
-            if held.ahead >= n and held.timed.execute_at > stamp:
+            if held.ahead >= n and timed is not None and timed.execute_at is not None and timed.execute_at > stamp:
                 # Sooner than predicted: get there now (the driver's fastest, lag-led approach).
                 LOG.debug("live face ahead of the planned motion at %.3f s: hurrying", stamp)
-                held.timed = replace(held.timed, execute_at=stamp)
+                held.timed = replace(timed, execute_at=stamp)
                 self.state = State.HURRY
             held.frames += 1
             if (refresh is not None and cfg.repredict_every and held.frames % cfg.repredict_every == 0
                     and stamp < held.release_at):
                 fresh = refresh(stamp)
                 if fresh is not None:
-                    tta = self._take(fresh, held.fired_at, held)
+                    _, tta = self._take(fresh, held.fired_at, rest, held)
                     LOG.debug("re-predicted at %.3f s: apex in %.3f s", stamp, tta)
             return True
         self._release()
         return False
-
-    def _along(self, robot: np.ndarray) -> float:
-        """Displacement of a robot-space face from the robot's rest along the held prediction's
-        displacement (face units)."""
-        base = self.retarget.robot_rest
-        direction = (self._held.target - base).reshape(-1)
-        norm = float(np.linalg.norm(direction))
-        return float((robot - base).reshape(-1) @ direction) / norm if norm > 0 else np.inf
-
-    @staticmethod
-    def _planned(held: _Held, stamp: float) -> float:
-        """Where the robot's planned motion is along the prediction (constant speed from the firing
-        to execute_at), in the same units as :meth:`_along`."""
-        timed = held.timed
-        span = timed.execute_at - timed.stamp
-        frac = 1.0 if span <= 0 else float(np.clip((stamp - timed.stamp) / span, 0.0, 1.0))
-        return held.start_along + (held.target_along - held.start_along) * frac
 
     def _release(self) -> None:
         self._held = None
@@ -459,3 +444,19 @@ class CoexpressionController:
         if out.shape != (N_COMMANDS,):
             raise InputError(f"inverse model returned {out.shape}, expected ({N_COMMANDS},)")
         return np.clip(out, 0.0, 1.0)
+
+
+def _along(robot: np.ndarray, target: np.ndarray, base: np.ndarray) -> float:
+    """Displacement of a robot-space face from the robot's rest ``base`` along the held prediction's
+    displacement ``target - base`` (face units)."""
+    direction = (target - base).reshape(-1)
+    norm = float(np.linalg.norm(direction))
+    return float((robot - base).reshape(-1) @ direction) / norm if norm > 0 else np.inf
+
+
+def _planned(held: _Held, timed: FaceCommand, stamp: float) -> float:
+    """Where the robot's planned motion is along the prediction (constant speed from the firing to
+    execute_at), in the same units as :func:`_along`."""
+    span = (timed.execute_at if timed.execute_at is not None else timed.stamp) - timed.stamp
+    frac = 1.0 if span <= 0 else float(np.clip((stamp - timed.stamp) / span, 0.0, 1.0))
+    return held.start_along + (held.target_along - held.start_along) * frac
