@@ -308,7 +308,7 @@ class CoexpressionController:
         """The detector's current resting face: kept as the first one (``mirror_rest: calibrated``)
         or followed (``rolling``)."""
         if rest is not None and (self.config.mirror_rest == "rolling" or self._rest is None):
-            self._rest = np.asarray(rest, np.float32)[:, :2].copy()
+            self._rest = np.asarray(rest)[:, :2].copy()     # its own dtype: the retargeting sees the same numbers
 
     # -------------------------------------------------------------------------------- predictions
     def predicted(self, hold: Hold) -> float | None:
