@@ -165,6 +165,28 @@ def test_babble_pairs_the_last_face_before_the_next_pose(tmp_path, store, twin, 
     np.testing.assert_array_equal(samples[0].present, samples[0].commands)
 
 
+def test_a_joint_state_lacking_a_servo_is_an_error_in_bags_as_in_the_nodes(tmp_path, store, twin, table):
+    """The bag reader and the nodes read JointState with the same function (emo_core.conversions):
+    a JointState without one of the table's servos is an InputError naming it -- no longer a silent
+    fallback to the commands as "present" in bags (the two used to disagree)."""
+    from emo_core.conversions import joint_state_to_commands
+
+    messages, _ = _babble_run(store, twin, table, n_poses=2)
+    cls = store.types["sensor_msgs/msg/JointState"]
+    short = []
+    for m in messages:
+        if m[0] == "/emo/joint_states":
+            js = m[3]
+            m = (m[0], m[1], m[2], cls(header=js.header, name=list(js.name[1:]), position=js.position[1:],
+                                        velocity=js.velocity[1:], effort=js.effort[1:]))
+        short.append(m)
+    with pytest.raises(InputError, match=f"lacks servo.*{table.names[0]}"):
+        joint_state_to_commands(short[[m[0] for m in short].index("/emo/joint_states")][3], table)
+    bag = write_bag(tmp_path / "short", short, store=store)
+    with pytest.raises(InputError, match=f"lacks servo.*{table.names[0]}.*another servo table"):
+        babble_samples(bag, TOPICS, settle_time_s=0.15, table=table)
+
+
 def test_the_last_pose_is_not_paired_with_the_face_going_home(tmp_path, store, twin, table):
     """After the babbler's last pose the commands stop and the driver's watchdog eases the face home
     while the recording goes on: the last sample is still the face the pose held."""

@@ -45,6 +45,7 @@ class ThresholdDetector:
     have risen by ``threshold``; its ``rest`` follows the live face (a rolling neutral at its worst)."""
 
     calibration_frames = 8
+    last_motion = float("inf")      # the face always counts as moving (re-predictions not gated)
 
     def __init__(self, threshold: float = 0.02) -> None:
         self.threshold = threshold
@@ -71,11 +72,15 @@ class ThresholdDetector:
         return PeakEvent(stamp=stamp, frame_index=len(self._frames) - 1, window=np.stack([f for f, _ in window]),
                          window_stamps=np.array([t for _, t in window]), rest=rest.copy(), activation=1.0)
 
+    def window_event(self, stamp: float) -> PeakEvent | None:
+        return None                 # no newest window: nothing to re-predict on
+
 
 @dataclass
 class _Prediction:
     target: np.ndarray
     time_to_apex: float
+    confidence: float = 1.0
 
 
 class StandInPredictor:

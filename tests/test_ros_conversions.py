@@ -1,41 +1,36 @@
-"""emo_ros conversions (emo_core data <-> message fields) with rosbags' message types, no ROS.
+"""The message layer (``emo_core.conversions``: emo_core data <-> message fields) with rosbags'
+message types, no ROS.
 
 Every message is also serialized to CDR and back: that only works when each field has the type
 the .msg definition says, so the same functions are right for rclpy's generated classes too.
-Also here: the rclpy-free helpers of the nodes (view pairing, the remote detector/predictor of
-inverse_model, the babbling robot over topics, debug drawings and markers).
+Also here: the rclpy-free stages the nodes wrap (view pairing, the predictions inverse_model hands
+its controller, the babbling robot over topics, debug drawings and markers).
 """
 from __future__ import annotations
 
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-try:
-    import emo_ros  # noqa: F401  (a built workspace puts it on the path)
-except ImportError:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src" / "emo_ros"))
-
+from emo_core import conversions as cv
 from emo_core.anticipation.detector import PeakEvent
 from emo_core.anticipation.retarget import Retargeter
 from emo_core.clock import ManualClock
+from emo_core.commands import FaceCommand, Source
 from emo_core.errors import InputError, SchemaError
 from emo_core.messages import emo_typestore
-from emo_core.pipeline.core import CoexpressionPipeline, FaceCommand, Mode, PipelineConfig, Source
+from emo_core.perception.views import ViewPairer
+from emo_core.pipeline.controller import CoexpressionController, Mode, PipelineConfig, State
+from emo_core.pipeline.inbox import PredictionInbox
 from emo_core.schema import COMMAND_NAMES, N_LANDMARKS, REGIONS, Face, Space
 from emo_core.selfmodel.constraints import SettleConfig
+from emo_core.selfmodel.topic_robot import Stopped, TopicFaceRobot
 from emo_core.servo import ServoTable
 from emo_core.servo.driver import Diagnostic
 from emo_core.twin import DigitalTwin
-from emo_ros import conversions as cv
-from emo_ros.babbling import Stopped, TopicFaceRobot
-from emo_ros.remote import RemoteAnticipation
-from emo_ros.views import ViewPairer
-from emo_ros.visual import annotate, face_markers
+from emo_core.visual import annotate, face_markers
 
 T = 1_700_000_123.456789012          # a realistic ROS time (s)
 
@@ -333,93 +328,120 @@ class _Inverse:
         return np.clip(0.5 + 5 * np.full(11, float(np.mean(landmarks[REGIONS["lips"], 1]))), 0, 1).astype(np.float32)
 
 
-def test_remote_anticipation_drives_the_pipeline_mode_logic():
-    """inverse_model's pipeline (the timed hold, naive mirroring): calm until the rest arrives,
+class _Node:
+    """What inverse_model does per frame, without rclpy: the newest resting face to the controller,
+    then the live frame with the inbox's predictions (``PredictionInbox.feed``)."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.twin = DigitalTwin(seed=0, noise_std=0.0)
+        self.retarget = Retargeter.from_twin(self.twin)
+        self.controller = CoexpressionController(config, self.retarget, _Inverse(), self.twin.calm_commands())
+        self.inbox = PredictionInbox()
+        self.rest: np.ndarray | None = None
+
+    def frame(self, live: np.ndarray, stamp: float):
+        self.controller.observe_rest(self.rest)
+        return self.inbox.feed(self.controller, live, stamp)
+
+
+LIVE = np.zeros((N_LANDMARKS, 2), np.float32)
+
+
+def test_inverse_model_controller_holds_a_prediction_from_messages():
+    """inverse_model's controller (the timed hold, naive mirroring): calm until the rest arrives,
     mirroring, then a prediction held with execute_at = firing stamp + time to apex, and mirroring
     again after it."""
-    twin = DigitalTwin(seed=0, noise_std=0.0)
-    remote = RemoteAnticipation()
-    config = PipelineConfig(mode=Mode.COEXPRESSION, lead_fraction=0.0, lead_mirroring=False)
-    pipeline = CoexpressionPipeline(remote, _Inverse(), Retargeter.from_twin(twin), twin.calm_commands(),
-                                    config=config, detector=remote)
+    node = _Node(PipelineConfig(mode=Mode.COEXPRESSION, lead_fraction=0.0, lead_mirroring=False))
+    first = node.frame(LIVE, 1.0).command
+    np.testing.assert_allclose(first.positions, node.twin.calm_commands(), atol=1e-6)   # no rest yet: calm face
+    assert node.controller.state is State.CALM
     rest = np.zeros((N_LANDMARKS, 2), np.float32)
-    live = Face(detected=True, confidence=1.0, metric=np.zeros((N_LANDMARKS, 3), np.float32), stamp=1.0)
-    first = pipeline.process_face(live, 1.0).command
-    np.testing.assert_allclose(first.positions, twin.calm_commands(), atol=1e-6)   # no rest yet: calm face
-    remote.set_rest(rest)
-    mirrored = pipeline.process_face(live, 1.033).command
+    node.rest = rest
+    mirrored = node.frame(LIVE, 1.033).command
     assert mirrored.source is Source.MIMIC and mirrored.execute_at is None
+    assert node.controller.state is State.MIRROR
     target = rest.copy()
     target[REGIONS["lips"], 1] -= 0.05
-    remote.add_prediction(cv.PredictionFields(target=target, time_to_apex=0.5, stamp=1.033, confidence=0.9))
-    held = pipeline.process_face(live, 1.066).command
+    node.inbox.add_prediction(cv.PredictionFields(target=target, time_to_apex=0.5, stamp=1.033, confidence=0.9))
+    held = node.frame(LIVE, 1.066).command
     assert held.source is Source.PREDICTED and held.stamp == 1.033 and held.execute_at == pytest.approx(1.533)
-    assert pipeline.process_face(live, 1.3).command is held                   # held until the apex
-    assert pipeline.process_face(live, 1.6).command.source is Source.MIMIC    # released after it
-    pipeline.reset()
-    assert remote.rest is None
+    assert node.controller.state is State.TIMED
+    assert node.frame(LIVE, 1.3).command is held                   # held until the apex
+    assert node.frame(LIVE, 1.6).command.source is Source.MIMIC    # released after it
+    assert node.controller.state is State.MIRROR
+    node.controller.reset()
+    assert node.controller.rest is None and node.controller.state is State.CALM
 
 
-def test_remote_prediction_is_led_toward_by_progress_with_the_default_config():
-    """The default: every command arrives now (lag-led); a remote prediction makes each frame's face
-    the live face moved half way to the predicted one."""
-    twin = DigitalTwin(seed=0, noise_std=0.0)
-    remote = RemoteAnticipation()
-    retarget = Retargeter.from_twin(twin)
-    pipeline = CoexpressionPipeline(remote, _Inverse(), retarget, twin.calm_commands(),
-                                    config=PipelineConfig(mode=Mode.COEXPRESSION), detector=remote)
+def test_a_message_prediction_is_led_toward_by_progress_with_the_default_config():
+    """The default: every command arrives now (lag-led); a prediction makes each frame's face the
+    live face moved half way to the predicted one."""
+    node = _Node(PipelineConfig(mode=Mode.COEXPRESSION))
     rest = np.zeros((N_LANDMARKS, 2), np.float32)
-    live = Face(detected=True, confidence=1.0, metric=np.zeros((N_LANDMARKS, 3), np.float32), stamp=1.0)
-    remote.set_rest(rest)
-    mirrored = pipeline.process_face(live, 1.0).command
+    node.rest = rest
+    mirrored = node.frame(LIVE, 1.0).command
     assert mirrored.source is Source.MIMIC and mirrored.execute_at == 1.0
     target = rest.copy()
     target[REGIONS["lips"], 1] -= 0.05
-    remote.add_prediction(cv.PredictionFields(target=target, time_to_apex=0.5, stamp=1.0, confidence=1.0))
-    result = pipeline.process_face(live, 1.033)
+    node.inbox.add_prediction(cv.PredictionFields(target=target, time_to_apex=0.5, stamp=1.0, confidence=1.0))
+    result = node.frame(LIVE, 1.033)
     assert result.command.source is Source.PREDICTED and result.command.execute_at == 1.033
-    np.testing.assert_allclose(result.robot_target, 0.5 * (retarget(rest, rest) + retarget(target, rest)), atol=1e-5)
+    assert node.controller.state is State.LEAD
+    np.testing.assert_allclose(result.robot_target, 0.5 * (node.retarget(rest, rest) + node.retarget(target, rest)),
+                               atol=1e-5)
 
 
-def test_remote_refreshes_re_predict_the_held_face_and_stale_ones_are_dropped():
-    """A re-prediction from face/prediction_refresh moves the held target and apex (through
-    window_event, as the in-process detector's newest window); one older than a new firing is dropped."""
-    twin = DigitalTwin(seed=0, noise_std=0.0)
-    remote = RemoteAnticipation()
-    retarget = Retargeter.from_twin(twin)
-    pipeline = CoexpressionPipeline(remote, _Inverse(), retarget, twin.calm_commands(),
-                                    config=PipelineConfig(mode=Mode.COEXPRESSION, repredict_every=1), detector=remote)
+def test_message_refreshes_re_predict_the_held_face_and_stale_ones_are_dropped():
+    """A re-prediction from face/prediction_refresh moves the held target and apex (taken when the
+    controller asks, as the in-process detector's newest window); one older than a new firing is dropped."""
+    node = _Node(PipelineConfig(mode=Mode.COEXPRESSION, repredict_every=1))
     rest = np.zeros((N_LANDMARKS, 2), np.float32)
-    live = Face(detected=True, confidence=1.0, metric=np.zeros((N_LANDMARKS, 3), np.float32), stamp=1.0)
-    remote.set_rest(rest)
+    node.rest = rest
     first, second = rest.copy(), rest.copy()
     first[REGIONS["lips"], 1] -= 0.05
     second[REGIONS["lips"], 1] -= 0.08
-    remote.add_prediction(cv.PredictionFields(target=first, time_to_apex=0.5, stamp=1.0, confidence=1.0))
-    held = pipeline.process_face(live, 1.033)
-    np.testing.assert_allclose(held.predicted_target, retarget(first, rest), atol=1e-6)
-    remote.add_refresh(cv.PredictionFields(target=second, time_to_apex=0.3, stamp=1.066, confidence=1.0))
-    refreshed = pipeline.process_face(live, 1.1)
-    np.testing.assert_allclose(refreshed.predicted_target, retarget(second, rest), atol=1e-6)
-    assert pipeline._release_at == pytest.approx(1.366)
-    assert remote.window_event(1.133) is None, "each refresh is used once"
-    remote.add_refresh(cv.PredictionFields(target=second, time_to_apex=0.3, stamp=1.2, confidence=0.9))
-    remote.add_prediction(cv.PredictionFields(target=first, time_to_apex=0.5, stamp=1.3, confidence=0.9))
-    assert remote.update(live, 1.333) is not None
-    assert remote.window_event(1.333) is None, "a refresh of an earlier firing is stale"
+    node.inbox.add_prediction(cv.PredictionFields(target=first, time_to_apex=0.5, stamp=1.0, confidence=1.0))
+    node.frame(LIVE, 1.033)
+    np.testing.assert_allclose(node.controller.held_target, node.retarget(first, rest), atol=1e-6)
+    node.inbox.add_refresh(cv.PredictionFields(target=second, time_to_apex=0.3, stamp=1.066, confidence=1.0))
+    node.frame(LIVE, 1.1)
+    np.testing.assert_allclose(node.controller.held_target, node.retarget(second, rest), atol=1e-6)
+    assert node.controller.release_at == pytest.approx(1.366)
+    assert node.inbox.take_refresh(LIVE) is None, "each refresh is used once"
+    node.inbox.add_refresh(cv.PredictionFields(target=second, time_to_apex=0.3, stamp=1.2, confidence=0.9))
+    node.inbox.add_prediction(cv.PredictionFields(target=first, time_to_apex=0.5, stamp=1.3, confidence=0.9))
+    assert node.inbox.take_prediction(LIVE) is not None
+    assert node.inbox.take_refresh(LIVE) is None, "a refresh of an earlier firing is stale"
 
 
-def test_remote_anticipation_needs_a_rest_and_mimicry_ignores_predictions():
-    remote = RemoteAnticipation()
-    live = Face(detected=True, confidence=1.0, metric=np.zeros((N_LANDMARKS, 3), np.float32), stamp=1.0)
-    remote.add_prediction(cv.PredictionFields(np.zeros((N_LANDMARKS, 2)), 0.5, 1.0, 1.0))
-    assert remote.update(live, 1.0) is None                        # no rest: dropped
-    twin = DigitalTwin(seed=0, noise_std=0.0)
-    pipeline = CoexpressionPipeline(remote, _Inverse(), Retargeter.from_twin(twin), twin.calm_commands(),
-                                    config=PipelineConfig(mode=Mode.MIMICRY), detector=remote)
-    remote.set_rest(np.zeros((N_LANDMARKS, 2)))
-    remote.add_prediction(cv.PredictionFields(np.zeros((N_LANDMARKS, 2)), 0.5, 1.0, 1.0))
-    assert pipeline.process_face(live, 1.0).command.source is Source.MIMIC
+def test_a_refresh_with_low_confidence_is_blended_toward_the_live_face():
+    """Named fix: the ROS stand-in event of a re-prediction carried the *resting* face as its window,
+    so a refresh with confidence < 1 was blended toward the rest; it is blended toward the live face
+    now, as the firing's and the in-process re-predictions are."""
+    node = _Node(PipelineConfig(mode=Mode.COEXPRESSION, repredict_every=1))
+    rest = np.zeros((N_LANDMARKS, 2), np.float32)
+    node.rest = rest
+    live, target = rest.copy(), rest.copy()
+    live[REGIONS["lips"], 1] -= 0.02
+    target[REGIONS["lips"], 1] -= 0.08
+    node.inbox.add_prediction(cv.PredictionFields(target=target, time_to_apex=0.5, stamp=1.0, confidence=1.0))
+    node.frame(live, 1.033)
+    node.inbox.add_refresh(cv.PredictionFields(target=target, time_to_apex=0.4, stamp=1.05, confidence=0.5))
+    node.frame(live, 1.066)
+    expected = node.retarget(live + 0.5 * (target - live), rest)
+    np.testing.assert_allclose(node.controller.held_target, expected, atol=1e-6)
+
+
+def test_predictions_need_a_rest_and_mimicry_ignores_them():
+    node = _Node(PipelineConfig(mode=Mode.COEXPRESSION))
+    node.inbox.add_prediction(cv.PredictionFields(np.zeros((N_LANDMARKS, 2)), 0.5, 1.0, 1.0))
+    assert node.frame(LIVE, 1.0).command.source is Source.MIMIC     # no rest: dropped, calm face
+    assert node.controller.held_target is None
+    node = _Node(PipelineConfig(mode=Mode.MIMICRY))
+    node.rest = np.zeros((N_LANDMARKS, 2), np.float32)
+    node.inbox.add_prediction(cv.PredictionFields(np.zeros((N_LANDMARKS, 2)), 0.5, 1.0, 1.0))
+    assert node.frame(LIVE, 1.0).command.source is Source.MIMIC
+    assert node.inbox.take_prediction(LIVE) is None                 # taken (and ignored) by the frame
 
 
 def _robot(sent: list, clock: ManualClock, timeout: float = 0.5) -> TopicFaceRobot:
@@ -500,7 +522,7 @@ def test_annotate_and_markers(store, types):
 def test_gaze_state_target_and_markers_messages(store, types):
     from emo_core.gaze import GazeController, GazePhase, Pose
     from emo_core.gaze.scene import GeometricView
-    from emo_ros.visual import gaze_markers
+    from emo_core.visual import gaze_markers
 
     ctl = GazeController()
     face = GeometricView(ctl.camera, noise_px=0.0).observe(10.0, 5.0, 0.0, Pose(), T)

@@ -31,7 +31,7 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from emo_core.resources import data_path  # noqa: E402
 from emo_core.schema import COMMAND_NAMES, Space  # noqa: E402
 from emo_core.servo import BusEmulator, ServoTable  # noqa: E402
-from emo_ros import conversions as cv  # noqa: E402
+from emo_core import conversions as cv  # noqa: E402
 from emo_ros.runtime import RELIABLE_QOS, message_types  # noqa: E402
 
 NS = "/emo"
@@ -151,6 +151,23 @@ def test_parameters_have_descriptions_ranges_and_are_checked(graph):
     assert predictor.get_fully_qualified_name() == "/emo/expression_predictor"
 
 
+def test_parameters_read_at_start_are_read_only_and_live_ones_are_applied(graph):
+    """`ros2 param set` is never accepted and ignored: a parameter read at start is read-only (the set
+    is refused), a live one reaches what uses it, and a set the node cannot apply is refused."""
+    from emo_ros.inverse_model import InverseModelNode
+
+    node = graph.add(InverseModelNode, "inverse_model")
+    assert node.describe_parameter("model_dir").read_only
+    assert not node.describe_parameter("lead_fraction").read_only
+    assert not node.set_parameters([Parameter("model_dir", value="/elsewhere")])[0].successful
+    assert node.get_parameter("model_dir").value == ""
+    assert node.set_parameters([Parameter("lead_fraction", value=0.3)])[0].successful
+    assert node.controller.config.lead_fraction == 0.3 and node.params["lead_fraction"] == 0.3
+    refused = node.set_parameters([Parameter("min_time_to_apex_s", value=3.0)])[0]    # above the max (2 s)
+    assert not refused.successful and "min_time_to_apex_s" in refused.reason
+    assert node.controller.config.min_time_to_apex_s == 0.0
+
+
 # -------------------------------------------------------------------------------------- cameras
 def test_eye_camera_lifecycle_publishes_the_clip(graph):
     from emo_ros.eye_camera import EyeCamera
@@ -233,7 +250,7 @@ def test_servo_driver_lifecycle_on_the_emulator(graph, tmp_path):
         publish = graph.publisher("/emo/face/command", "emo_msgs/msg/FaceCommand")
         target = table.home_commands()
         target[COMMAND_NAMES.index("jaw_open")] = 0.8
-        from emo_core.pipeline.core import FaceCommand, Source
+        from emo_core.commands import FaceCommand, Source
         msg = cv.command_to_msg(graph.types, FaceCommand(COMMAND_NAMES, target.astype(np.float32), 0.0, None,
                                                          Source.MANUAL))
         goal = table.commands_to_ticks(target)[jaw]

@@ -29,6 +29,7 @@ try:
 except ImportError:
     sys.path.insert(0, str(SRC / "emo_ros"))
 
+from emo_core.errors import ConfigError  # noqa: E402
 from emo_ros.parameters import INSTANCES, SCHEMAS, check_values  # noqa: E402
 
 #: Python module -> the ROS package (rosdep key) that provides it.
@@ -37,10 +38,15 @@ MODULE_PACKAGES = {"numpy": "python3-numpy", "cv2": "python3-opencv", "yaml": "p
 #: Declared dependencies that code does not name, and why they are right anyway.
 NOT_IMPORTED = {
     "emo_ros": {"lifecycle_msgs": "the lifecycle services rclpy.lifecycle serves",
+                "builtin_interfaces": "Time in every header, built by emo_core.conversions in the nodes",
+                "std_msgs": "Header, built by emo_core.conversions in the nodes",
                 "python3-pytest": "tests"},
     "emo_bringup": {"ros2launch": "`ros2 launch` itself", "python3-pytest": "tests"},
 }
-ROS_FREE = ["conversions.py", "parameters.py", "views.py", "remote.py", "babbling.py", "visual.py", "__init__.py"]
+ROS_FREE = ["parameters.py", "__init__.py"]
+#: emo_ros holds the node modules (one per executable) and the runtime they share, nothing else: the
+#: message layer and the stages' logic live in emo_core.
+SHARED = {"__init__.py", "parameters.py", "runtime.py"}
 
 
 def packages() -> list[Path]:
@@ -200,6 +206,40 @@ def test_docs_list_every_parameter():
         assert f"`{executable}`" in doc
         for name in schema:
             assert f"`{name}`" in doc, f"docs/ros.md does not mention {executable}.{name}"
+
+
+def test_emo_ros_holds_only_node_modules_and_the_shared_runtime():
+    modules = {f.name for f in EMO_ROS.glob("*.py")}
+    assert modules - SHARED == {f"{executable}.py" for executable in SCHEMAS}
+
+
+def test_apply_set_refuses_read_only_and_bad_values_and_applies_live_ones():
+    """`ros2 param set` (ROS-free half): never accepted and ignored."""
+    from emo_ros.parameters import apply_set
+
+    schema = SCHEMAS["peak_activation"]
+    current = {name: param.default for name, param in schema.items()}
+    assert "read-only" in apply_set(schema, current, [("model_dir", "/elsewhere")])
+    assert "expected int" in apply_set(schema, current, [("refresh_every", 2.5)])
+    assert "outside" in apply_set(schema, current, [("refresh_every", 5000)])
+    # all or nothing: a refused parameter leaves the others of the same set unapplied too
+    assert apply_set(schema, current, [("refresh_every", 5), ("model_dir", "x")]) is not None
+    assert current["refresh_every"] == 3
+    assert apply_set(schema, current, [("refresh_every", 5)]) is None and current["refresh_every"] == 5
+    seen = []
+
+    def refuse(changed):
+        seen.append(dict(changed))
+        raise ConfigError("cannot apply that")
+
+    assert apply_set(schema, current, [("refresh_min_motion", 1.0)], refuse) == "cannot apply that"
+    assert seen == [{"refresh_min_motion": 1.0}] and current["refresh_min_motion"] == 2.0
+
+
+def test_every_parameter_says_whether_it_is_applied_on_set():
+    for schema in SCHEMAS.values():
+        for param in schema.values():
+            assert param.describe().endswith(("Applied on set.", "Read at start (read-only)."))
 
 
 @pytest.mark.parametrize("file", ROS_FREE)

@@ -18,17 +18,18 @@ from typing import Any
 import numpy as np
 from rclpy.node import Node
 
+from emo_core.commands import FaceCommand, Source
+from emo_core.conversions import command_to_msg, joint_state_to_commands, make_header, msg_points, stamp_to_seconds
 from emo_core.datasets.bags import ros_robot_description
 from emo_core.errors import ConfigError, EmoError
-from emo_core.pipeline.core import FaceCommand, Source
+from emo_core.pacing import wait_until
 from emo_core.schema import COMMAND_NAMES
 from emo_core.selfmodel.babbler import Babbler
 from emo_core.selfmodel.constraints import ConstraintConfig, ConstraintFunction
+from emo_core.selfmodel.topic_robot import Stopped, TopicFaceRobot
 from emo_core.servo import ServoTable
 from emo_core.twin import DigitalTwin
 
-from .babbling import Stopped, TopicFaceRobot
-from .conversions import command_to_msg, joint_state_to_commands, make_header, msg_points, stamp_to_seconds
 from .parameters import SCHEMAS, declare
 from .runtime import RELIABLE_QOS, RosClock, message_types, run
 
@@ -95,13 +96,12 @@ class BabblerNode(Node):
     def wait_for_graph(self) -> None:
         """Babble only once the driver listens and joint states and a robot face come in: a pose
         sent before discovery completes would be lost, and its "settled" face would be the old one."""
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not (self.command_pub.get_subscription_count() and self.robot.has_present and self.robot.has_face):
-            if time.monotonic() > deadline:
-                raise ConfigError(f"no servo driver, joint states or robot face after {STARTUP_TIMEOUT_S:.0f} s "
-                                  "(is the servo driver active, and robot_face/landmarks remapped?)")
-            self.robot.check_running()
-            time.sleep(0.05)
+        found = wait_until(lambda: bool(self.command_pub.get_subscription_count() and self.robot.has_present
+                                        and self.robot.has_face),
+                           STARTUP_TIMEOUT_S, 0.05, check=self.robot.check_running)
+        if not found:
+            raise ConfigError(f"no servo driver, joint states or robot face after {STARTUP_TIMEOUT_S:.0f} s "
+                              "(is the servo driver active, and robot_face/landmarks remapped?)")
         self.get_logger().info("servo driver and robot face found: babbling")
 
     def babble(self) -> None:

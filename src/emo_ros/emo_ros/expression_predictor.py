@@ -17,9 +17,9 @@ from typing import Any
 from rclpy.node import Node
 
 from emo_core.anticipation.predictor import ExpressionPredictor
+from emo_core.conversions import msg_to_event, prediction_to_msg
 from emo_core.errors import EmoError
 
-from .conversions import msg_to_event, prediction_to_msg
 from .parameters import SCHEMAS, declare
 from .runtime import RELIABLE_QOS, message_types, run
 

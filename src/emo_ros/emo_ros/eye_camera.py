@@ -15,11 +15,11 @@ from typing import Any
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 
-from emo_core.errors import EmoError
 from emo_core.clock import Clock
+from emo_core.conversions import camera_info_msg, make_header
+from emo_core.errors import EmoError
 from emo_core.perception.sources import DeviceSource, FrameSource, open_source
 
-from .conversions import camera_info_msg, make_header
 from .parameters import SCHEMAS, declare
 from .runtime import SENSOR_QOS, ImageCodec, RosClock, message_types, run
 

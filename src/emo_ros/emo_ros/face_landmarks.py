@@ -2,7 +2,7 @@
 
 Each camera gets its own MediaPipe extractor (video mode tracks the face from frame to frame, per
 stream); the faces of the cameras are combined with ``emo_core.perception.views.fuse_views``
-(``views.ViewPairer`` says which frames go together). The FaceLandmarks message carries the pacing
+(``emo_core.perception.views.ViewPairer`` says which frames go together). The FaceLandmarks message carries the pacing
 camera frame's header unchanged.
 
 Subscribes ``<camera>_eye/image_raw`` for each of ``cameras`` (sensor-data QoS).
@@ -18,15 +18,15 @@ from typing import Any
 
 from rclpy.node import Node
 
+from emo_core.conversions import face_to_msg, make_header, stamp_to_seconds
 from emo_core.errors import EmoError
 from emo_core.perception import ExtractorConfig, FaceLandmarkExtractor
+from emo_core.perception.views import ViewPairer
 from emo_core.schema import Face, Space
+from emo_core.visual import annotate, face_markers
 
-from .conversions import face_to_msg, make_header, stamp_to_seconds
 from .parameters import SCHEMAS, declare
 from .runtime import RELIABLE_QOS, SENSOR_QOS, ImageCodec, message_types, run
-from .views import ViewPairer
-from .visual import annotate, face_markers
 
 PARAMETERS = SCHEMAS["face_landmarks"]
 

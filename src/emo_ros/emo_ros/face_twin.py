@@ -16,34 +16,20 @@ from typing import Any
 import numpy as np
 from rclpy.node import Node
 
+from emo_core.conversions import (joint_state_pose, joint_state_to_commands, make_header, points_to_msg,
+                                  stamp_to_seconds)
 from emo_core.errors import EmoError
 from emo_core.gaze import GazeJoints
+from emo_core.pacing import RateGate
 from emo_core.schema import Space
 from emo_core.servo import ServoTable
 from emo_core.twin import DigitalTwin, render_face
+from emo_core.visual import face_markers
 
-from .conversions import joint_state_pose, joint_state_to_commands, make_header, points_to_msg, stamp_to_seconds
 from .parameters import SCHEMAS, declare
 from .runtime import RELIABLE_QOS, SENSOR_QOS, ImageCodec, message_types, run
-from .visual import face_markers
 
 PARAMETERS = SCHEMAS["face_twin"]
-
-
-class RateGate:
-    """Lets an event through at most ``rate_hz`` times per second of message time (0: never)."""
-
-    def __init__(self, rate_hz: float) -> None:
-        self.period = 1.0 / rate_hz if rate_hz > 0 else None
-        self._last: float | None = None
-
-    def __call__(self, t: float) -> bool:
-        if self.period is None:
-            return False
-        if self._last is not None and 0.0 <= t - self._last < self.period - 1e-6:
-            return False
-        self._last = t
-        return True
 
 
 class FaceTwinNode(Node):

@@ -25,16 +25,16 @@ from typing import Any
 
 from rclpy.node import Node
 
+from emo_core.conversions import (command_to_msg, gaze_state_to_msg, gaze_target_point, joint_state_pose, make_header,
+                                  msg_to_face, stamp_to_seconds)
 from emo_core.errors import EmoError
 from emo_core.gaze import EyeCamera, GazeConfig, GazeController, GazeJoints, Pose, PoseHistory
 from emo_core.gaze.stage import to_face_command
 from emo_core.servo import ServoTable
+from emo_core.visual import gaze_markers
 
-from .conversions import (command_to_msg, gaze_state_to_msg, gaze_target_point, joint_state_pose, make_header,
-                          msg_to_face, stamp_to_seconds)
 from .parameters import GAZE_CONFIG_KEYS, SCHEMAS, declare
 from .runtime import RELIABLE_QOS, message_types, run
-from .visual import gaze_markers
 
 PARAMETERS = SCHEMAS["gaze"]
 

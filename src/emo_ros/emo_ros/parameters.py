@@ -4,13 +4,17 @@ Each node module declares exactly ``SCHEMAS[<its executable>]`` (with these desc
 ranges), so ``ros2 param describe`` shows them, the YAML in ``config/emo_nodes.yaml`` can be checked
 against them without ROS (tests/test_ros_packages.py), and docs/ros.md lists the same thing.
 
+A parameter is either read once at start -- declared ``read_only``, so ``ros2 param set`` is refused
+with a reason rather than accepted and ignored -- or ``live``: applied on set (the node reads it
+where it uses it, from the values :func:`declare` keeps current, or applies it in its ``on_set``).
+
 ``INSTANCES`` maps the node *names* the launch files start (the keys of the YAML file, written
 ``/**/<name>`` so they match in any namespace) to their executables: both eye cameras run
 ``eye_camera``.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +26,14 @@ Value = bool | int | float | str | list
 @dataclass(frozen=True)
 class Param:
     """One parameter: default (its type is the parameter's type), description, optional numeric
-    range (inclusive) or set of allowed strings."""
+    range (inclusive) or set of allowed strings; ``live``: applied on ``ros2 param set`` (False: read
+    at start only, declared read-only)."""
 
     default: Value
     description: str
     range: tuple[float, float] | None = None
     choices: tuple[str, ...] = ()
+    live: bool = False
 
     @property
     def kind(self) -> type:
@@ -35,7 +41,8 @@ class Param:
 
     def describe(self) -> str:
         extra = f" One of: {', '.join(self.choices)}." if self.choices else ""
-        return self.description + extra
+        when = " Applied on set." if self.live else " Read at start (read-only)."
+        return self.description + extra + when
 
     def check(self, name: str, value: Any) -> Any:
         """The value if it has the right type and lies in range/choices; ConfigError otherwise."""
@@ -67,7 +74,7 @@ EYE_CAMERA: Schema = {
     "width": Param(0, "Requested device frame width in pixels (0: the device default).", range=(0, 7680)),
     "height": Param(0, "Requested device frame height in pixels (0: the device default).", range=(0, 4320)),
     "focal_length_px": Param(0.0, "Focal length for CameraInfo (uncalibrated); 0: the image width.",
-                             range=(0.0, 100000.0)),
+                             range=(0.0, 100000.0), live=True),
 }
 
 FACE_LANDMARKS: Schema = {
@@ -81,8 +88,8 @@ FACE_LANDMARKS: Schema = {
     "max_faces": Param(2, "Faces MediaPipe tracks; the largest (then most central) is used.", range=(1, 10)),
     "min_detection_confidence": Param(0.5, "MediaPipe face detection threshold.", range=(0.0, 1.0)),
     "min_tracking_confidence": Param(0.5, "MediaPipe landmark tracking threshold.", range=(0.0, 1.0)),
-    "marker_frame": Param("emo_face", "Frame id of the landmark markers (set rviz's fixed frame to it)."),
-    "marker_scale": Param(0.05, "Metres per metric face unit in the markers.", range=(0.001, 1.0)),
+    "marker_frame": Param("emo_face", "Frame id of the landmark markers (set rviz's fixed frame to it).", live=True),
+    "marker_scale": Param(0.05, "Metres per metric face unit in the markers.", range=(0.001, 1.0), live=True),
     "publish_image": Param(True, "Also publish the face's normalized image points on face/landmarks_image "
                                  "(the gaze node's input)."),
 }
@@ -92,11 +99,12 @@ PEAK_ACTIVATION: Schema = {
                                      "detector. " + _CONFIG_NOTE.format("config/anticipation.yaml")),
     "model_dir": Param("", "Directory of the detector's learned rising-edge scorer. " + _MODEL_NOTE),
     "rest_change_threshold": Param(1e-4, "Publish the resting face again when any point moved more than this "
-                                         "(metric units) since it was last published.", range=(0.0, 1.0)),
+                                         "(metric units) since it was last published.", range=(0.0, 1.0), live=True),
     "refresh_every": Param(3, "After a firing, publish the newest window on face/peak_refresh every this many "
-                              "frames while the face still moves, for re-prediction (0: never).", range=(0, 1000)),
+                              "frames while the face still moves, for re-prediction (0: never).", range=(0, 1000),
+                           live=True),
     "refresh_min_motion": Param(2.0, "... only while the lips/brows motion (in units of the landmark noise) is at "
-                                     "least this.", range=(0.0, 100.0)),
+                                     "least this.", range=(0.0, 100.0), live=True),
 }
 
 EXPRESSION_PREDICTOR: Schema = {
@@ -107,34 +115,36 @@ INVERSE_MODEL: Schema = {
     "mode": Param("coexpression", "coexpression: mirror (lag-led), and from a peak activation until its apex "
                                   "lead the person toward the predicted face; mimicry: mirror the live face "
                                   "(the paper's baseline).",
-                  choices=("coexpression", "mimicry")),
+                  choices=("coexpression", "mimicry"), live=True),
     "model_dir": Param("", "Inverse self-model. " + _MODEL_NOTE),
     "anticipation_config": Param("", "anticipation.yaml whose 'retarget' section sets K. "
                                      + _CONFIG_NOTE.format("config/anticipation.yaml")),
     "twin_config": Param("", "Digital twin config giving the robot's resting face and motion bounds for "
                              "retargeting. " + _CONFIG_NOTE.format("config/face_twin.yaml")),
-    "min_time_to_apex_s": Param(0.0, "Lower bound on a prediction's time to apex.", range=(0.0, 5.0)),
+    "min_time_to_apex_s": Param(0.0, "Lower bound on a prediction's time to apex.", range=(0.0, 5.0), live=True),
     "max_time_to_apex_s": Param(2.0, "Upper bound on a prediction's time to apex (a wild prediction must not "
-                                     "park the face).", range=(0.0, 5.0)),
+                                     "park the face).", range=(0.0, 5.0), live=True),
     "release_after_s": Param(0.0, "Keep a prediction this long after its apex before mirroring again.",
-                             range=(0.0, 5.0)),
+                             range=(0.0, 5.0), live=True),
     "mirror_rest": Param("calibrated", "Resting face for mirroring: the detector's first calibration or its "
-                                       "rolling neutral.", choices=("calibrated", "rolling")),
+                                       "rolling neutral.", choices=("calibrated", "rolling"), live=True),
     "release_when_overtaken": Param(True, "Mirror again as soon as the person gets past the predicted face "
-                                          "(or, without hurrying, ahead of the robot's planned motion)."),
+                                          "(or, without hurrying, ahead of the robot's planned motion).", live=True),
     "hurry_when_overtaken": Param(True, "A person ahead of the planned motion but short of the predicted face: "
-                                        "keep the prediction and arrive now instead of mirroring."),
+                                        "keep the prediction and arrive now instead of mirroring.", live=True),
     "lead_mirroring": Param(True, "Coexpression's commands ask the driver to arrive now (with its servo lag "
-                                  "lead); mimicry never does."),
+                                  "lead); mimicry never does.", live=True),
     "lead_fraction": Param(0.5, "While a prediction is held, show the live face moved this fraction of the way "
                                 "to the predicted face (0: hold the predicted face, due at the predicted apex).",
-                           range=(0.0, 1.0)),
-    "anticipate": Param(True, "False: coexpression ignores predictions (lag-led mirroring only, an ablation)."),
+                           range=(0.0, 1.0), live=True),
+    "anticipate": Param(True, "False: coexpression ignores predictions (lag-led mirroring only, an ablation).",
+                        live=True),
     "confidence_blend": Param(True, "Hold the prediction blended toward the face at the firing by its calibrated "
-                                    "confidence (ExpressionPrediction.confidence); false: hold it as predicted."),
+                                    "confidence (ExpressionPrediction.confidence); false: hold it as predicted.",
+                              live=True),
     "overtake_margin": Param(0.0, "Margin of that comparison, in robot-space face units along the predicted "
                                    "displacement (as emo_core's PipelineConfig).",
-                             range=(0.0, 1.0)),
+                             range=(0.0, 1.0), live=True),
     "blink": Param(True, "Compose spontaneous blinks into the eyelid command (emo_core.gaze.Blinker; none at the "
                          "robot's expression apex)."),
     "blink_rate_per_min": Param(17.0, "Mean spontaneous blink rate (17/min at rest, Bentivoglio et al. 1997).",
@@ -151,7 +161,7 @@ SERVO_DRIVER: Schema = {
     "connect_timeout_s": Param(5.0, "On configure, keep trying to open the port this long (a USB adapter "
                                     "or the emulator may still be coming up).", range=(0.0, 60.0)),
     "use_execute_at": Param(True, "Honour FaceCommand.execute_at (arrive at the predicted apex); false: "
-                                  "every command moves at full speed."),
+                                  "every command moves at full speed.", live=True),
 }
 
 GAZE: Schema = {
@@ -177,9 +187,9 @@ GAZE: Schema = {
     "pursuit_gain": Param(0.2, "Weight of each new face velocity sample in its average (0: no pursuit).",
                           range=(0.0, 1.0)),
     "marker_frame": Param("emo_face", "Frame id of gaze/target and gaze/markers, the head at its origin at home "
-                                      "(x forward, y left, z up); rviz's fixed frame by default."),
+                                      "(x forward, y left, z up); rviz's fixed frame by default.", live=True),
     "target_distance_m": Param(1.0, "Distance of the point looked at in gaze/target and the markers.",
-                               range=(0.05, 20.0)),
+                               range=(0.05, 20.0), live=True),
 }
 
 #: GAZE parameters that are GazeConfig fields of the same name.
@@ -190,16 +200,16 @@ FACE_TWIN: Schema = {
     "twin_config": Param("", "Digital twin config. " + _CONFIG_NOTE.format("config/face_twin.yaml")),
     "servo_config": Param("", "Servo table turning joint positions into commands. "
                               + _CONFIG_NOTE.format("config/servos.yaml")),
-    "noise": Param(True, "Add the twin's camera-like measurement noise to the landmarks."),
+    "noise": Param(True, "Add the twin's camera-like measurement noise to the landmarks.", live=True),
     "seed": Param(0, "Seed of the measurement noise.", range=(0, 2**31 - 1)),
     "rate_hz": Param(30.0, "Most robot-face FaceLandmarks per second (joint states come at the control rate).",
                      range=(1.0, 1000.0)),
     "image_rate_hz": Param(10.0, "Rendered face images per second (0: none).", range=(0.0, 60.0)),
-    "image_size": Param(480, "Width and height of the rendered face image in pixels.", range=(64, 2048)),
-    "marker_frame": Param("emo_face", "Frame id of the robot-face markers (twin/markers)."),
-    "marker_scale": Param(0.05, "Metres per face unit in the markers.", range=(0.001, 1.0)),
+    "image_size": Param(480, "Width and height of the rendered face image in pixels.", range=(64, 2048), live=True),
+    "marker_frame": Param("emo_face", "Frame id of the robot-face markers (twin/markers).", live=True),
+    "marker_scale": Param(0.05, "Metres per face unit in the markers.", range=(0.001, 1.0), live=True),
     "marker_offset": Param(3.0, "The robot face is drawn this many face units to the right of the human "
-                                "face's markers, so both show side by side.", range=(-100.0, 100.0)),
+                                "face's markers, so both show side by side.", range=(-100.0, 100.0), live=True),
 }
 
 BABBLER: Schema = {
@@ -261,13 +271,19 @@ def check_values(schema: Mapping[str, Param], values: Mapping[str, Any], where: 
     return {name: schema[name].check(name, value) for name, value in values.items()}
 
 
-def declare(node: Any, schema: Mapping[str, Param]) -> dict[str, Any]:
-    """Declare every parameter of ``schema`` on an rclpy node (with descriptions and ranges) and
-    return their values, checked. Overrides come from the node's parameter files (``--params-file``)."""
+def declare(node: Any, schema: Mapping[str, Param],
+            on_set: Callable[[Mapping[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Declare every parameter of ``schema`` on an rclpy node (with descriptions and ranges; those
+    not ``live`` read-only) and return their values, checked. Overrides come from the node's
+    parameter files (``--params-file``).
+
+    The returned dict stays current: a ``ros2 param set`` of a live parameter is checked, handed to
+    ``on_set`` (``{name: value}``; a ConfigError refuses the set with its message) and then written
+    into the dict, which the node reads where it uses the parameter."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
     for name, param in schema.items():
-        descriptor = ParameterDescriptor(name=name, description=param.describe())
+        descriptor = ParameterDescriptor(name=name, description=param.describe(), read_only=not param.live)
         if param.range is not None:
             lo, hi = param.range
             if param.kind is float:
@@ -279,4 +295,40 @@ def declare(node: Any, schema: Mapping[str, Param]) -> dict[str, Any]:
         node.declare_parameter(name, param.default, descriptor)
     values = {name: node.get_parameter(name).value for name in schema}
     values = {k: list(v) if schema[k].kind is list else v for k, v in values.items()}
-    return check_values(schema, values, f"{node.get_name()}: ")
+    current = check_values(schema, values, f"{node.get_name()}: ")
+    if any(param.live for param in schema.values()):
+        node.add_on_set_parameters_callback(on_set_callback(schema, current, on_set))
+    return current
+
+
+def apply_set(schema: Mapping[str, Param], current: dict[str, Any], parameters: Sequence[tuple[str, Any]],
+              on_set: Callable[[Mapping[str, Any]], None] | None = None) -> str | None:
+    """A ``ros2 param set`` of ``(name, value)`` pairs, all or nothing: refuses parameters that are not
+    live (rclpy refuses read-only ones before this; it covers any left), values that do not check
+    and sets ``on_set`` refuses (ConfigError); applies the rest to ``current``. Returns the reason of
+    a refusal, None when applied."""
+    try:
+        changed: dict[str, Any] = {}
+        for name, value in parameters:
+            param = schema.get(name)
+            if param is None or not param.live:
+                raise ConfigError(f"parameter {name} is read at start only (read-only)")
+            changed[name] = param.check(name, list(value) if param.kind is list else value)
+        if on_set is not None and changed:
+            on_set(changed)
+    except ConfigError as exc:
+        return str(exc)
+    current.update(changed)
+    return None
+
+
+def on_set_callback(schema: Mapping[str, Param], current: dict[str, Any],
+                    on_set: Callable[[Mapping[str, Any]], None] | None = None) -> Callable[[list[Any]], Any]:
+    """:func:`apply_set` as an rclpy on-set-parameters callback."""
+    from rcl_interfaces.msg import SetParametersResult
+
+    def callback(parameters: list[Any]) -> Any:
+        reason = apply_set(schema, current, [(p.name, p.value) for p in parameters], on_set)
+        return SetParametersResult(successful=reason is None, reason=reason or "")
+
+    return callback

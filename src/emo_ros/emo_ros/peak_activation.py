@@ -23,10 +23,10 @@ from rclpy.node import Node
 from emo_core.anticipation.config import load_anticipation_config
 from emo_core.anticipation.detector import PeakActivationDetector
 from emo_core.anticipation.scorer import ExpressionScorer
+from emo_core.conversions import StampBook, event_to_msg, msg_to_face, points_to_msg
 from emo_core.errors import EmoError
 from emo_core.schema import Space
 
-from .conversions import StampBook, event_to_msg, msg_to_face, points_to_msg
 from .parameters import SCHEMAS, declare
 from .runtime import LATCHED_QOS, RELIABLE_QOS, message_types, run
 

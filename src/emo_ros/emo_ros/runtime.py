@@ -20,7 +20,7 @@ from rclpy.node import Node
 from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy,
                        qos_profile_sensor_data)
 
-from .conversions import MessageTypes, image_to_msg, msg_to_image, python_message_types
+from emo_core.conversions import MessageTypes, image_to_msg, msg_to_image, python_message_types
 
 SENSOR_QOS = qos_profile_sensor_data
 RELIABLE_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE,

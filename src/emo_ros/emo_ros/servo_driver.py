@@ -18,16 +18,17 @@ centre tick, rad/s, effort = motor current in A) and ``/diagnostics`` (diagnosti
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rclpy.lifecycle import Node as LifecycleNode
 from rclpy.lifecycle import State, TransitionCallbackReturn
 
+from emo_core.conversions import (command_mapping, diagnostics_to_msg, make_header, servo_state_to_joint_state,
+                                  stamp_to_seconds)
 from emo_core.errors import EmoError
+from emo_core.pacing import retry
 from emo_core.servo import DriverConfig, ServoDriver, ServoState, ServoTable
 
-from .conversions import command_mapping, diagnostics_to_msg, make_header, servo_state_to_joint_state, stamp_to_seconds
 from .parameters import SCHEMAS, declare
 from .runtime import RELIABLE_QOS, RosClock, message_types, run
 
@@ -133,17 +134,18 @@ class ServoDriverNode(LifecycleNode):
         table = ServoTable.load(p["servo_config"] or None)
         config = DriverConfig.from_mapping(table.driver, baudrate=table.baudrate,
                                            control_period_s=1.0 / p["control_rate_hz"])
-        deadline = time.monotonic() + p["connect_timeout_s"]
-        while True:
+
+        def attempt() -> ServoDriver:
             driver = ServoDriver(table, p["port"], config, clock=self.core_clock)
             try:
                 driver.open()
-                return driver
             except EmoError:
                 driver.close()
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(RETRY_S)       # the port may not exist yet (USB adapter, emulator starting)
+                raise
+            return driver
+
+        # The port may not exist yet (a USB adapter, the emulator starting).
+        return retry(attempt, p["connect_timeout_s"], RETRY_S)
 
     def _stop_timers(self) -> None:
         for timer in self._loop_timers:

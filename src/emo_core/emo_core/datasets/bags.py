@@ -8,7 +8,8 @@
   FaceLandmarks (robot space; ``/emo/twin/landmarks`` in sim) stamped while the pose was held --
   before the next pose, and at most ``HOLD_S`` after its last command -- the settled face the
   babbler captured. ``present`` comes from ``/emo/joint_states``
-  through the servo table when the bag has it (else the commands); ``settled`` is true when that
+  through the servo table when the bag has it (else the commands; a JointState that lacks a servo
+  of the table is an error, as it is for the nodes); ``settled`` is true when that
   face came at least ``settle_time_s`` after the pose was sent. The babbler's intermediate
   waypoints are settled poses too and become samples.
 * a **human sequence dataset** (``emo_core.datasets.human``) from FaceLandmarks in metric space
@@ -17,7 +18,8 @@
   ``detected = False``. Labels and ground truth are unknown (``-1`` / NaN) unless given.
 
 Times are the messages' header stamps (the camera frame for landmarks), not the bag's receive
-times. :func:`write_bag` writes bags in either storage for tests and tools.
+times. Messages are decoded by the same message layer the nodes use (``emo_core.conversions``).
+:func:`write_bag` writes bags in either storage for tests and tools.
 """
 from __future__ import annotations
 
@@ -29,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..commands import Source
+from ..conversions import SOURCE_TO_MSG, joint_state_to_commands, msg_points, stamp_to_seconds
+from ..errors import InputError, SchemaError
 from ..messages import emo_typestore
 from ..schema import COMMAND_NAMES, LOWER_COMMANDS, N_LANDMARKS, UPPER_COMMANDS, Space
 from .babbling import BabblingDataset, BabblingHeader, BabblingWriter
@@ -38,7 +42,7 @@ from .human import HumanSequence, HumanSequenceDataset
 LOG = logging.getLogger(__name__)
 
 STORAGES = ("sqlite3", "mcap")
-SOURCE_BABBLE = 2           # FaceCommand.SOURCE_BABBLE
+SOURCE_BABBLE = SOURCE_TO_MSG[Source.BABBLE]       # FaceCommand.SOURCE_BABBLE
 #: A babbling pose counts as held this long after its last (re-)sent command: the babbler node
 #: re-sends at 20 Hz, and the servo driver's watchdog eases home 0.5 s after commands stop.
 HOLD_S = 0.25
@@ -71,7 +75,7 @@ class BagReport:
 
 # ------------------------------------------------------------------------------------- reading
 def _stamp(msg: Any) -> float:
-    return float(msg.header.stamp.sec) + float(msg.header.stamp.nanosec) * 1e-9
+    return stamp_to_seconds(msg.header.stamp)
 
 
 def bag_storage(path: str | Path) -> str:
@@ -161,12 +165,10 @@ def detect_kind(paths: Sequence[str | Path], topics: BagTopics = BagTopics()) ->
 
 # ------------------------------------------------------------------------------ human sequences
 def _landmark_points(msg: Any) -> np.ndarray | None:
-    if not msg.face_detected:
-        return None
-    x, y, z = (np.asarray(v, np.float32) for v in (msg.x, msg.y, msg.z))
-    if x.size != N_LANDMARKS or y.size != N_LANDMARKS or z.size not in (0, N_LANDMARKS):
-        raise InputError(f"FaceLandmarks at {_stamp(msg):.3f} s has {x.size} points, expected {N_LANDMARKS}")
-    return np.stack([x, y, z if z.size else np.zeros(N_LANDMARKS, np.float32)], axis=1)
+    try:
+        return msg_points(msg, dims=3)
+    except SchemaError as exc:
+        raise InputError(f"FaceLandmarks at {_stamp(msg):.3f} s: {exc}") from None
 
 
 def _split(stamps: np.ndarray, max_gap_s: float) -> list[slice]:
@@ -292,19 +294,16 @@ def babble_samples(path: str | Path, topics: BagTopics = BagTopics(), settle_tim
 
 
 def _present(joints: list[Any], joint_t: np.ndarray, t: float, table: Any) -> np.ndarray | None:
-    """Commands the servos expressed at ``t``: the last JointState (rad from each model's centre tick)
-    through the servo table; None when there is none yet or it lacks a servo of the table."""
+    """Commands the servos expressed at ``t``: the last JointState through the servo table (as the
+    nodes read it); None when there is none yet. A JointState that lacks a servo of the table is an
+    InputError: the bag was recorded with another servo table."""
     j = int(np.searchsorted(joint_t, t, side="right")) - 1
     if j < 0:
         return None
-    msg = joints[j]
-    index = {str(n): i for i, n in enumerate(msg.name)}
-    if any(s.name not in index for s in table.servos):
-        return None
-    rad = np.asarray(msg.position, np.float64)[[index[s.name] for s in table.servos]]
-    ticks = np.array([s.model.center_ticks for s in table.servos]) + rad * np.array(
-        [s.model.ticks_per_rad for s in table.servos])
-    return table.ticks_to_commands(ticks).astype(np.float32)
+    try:
+        return joint_state_to_commands(joints[j], table)
+    except InputError as exc:
+        raise InputError(f"{exc} at {joint_t[j]:.3f} s (recorded with another servo table?)") from None
 
 
 def ros_robot_description(table: Any, robot_id: str = "emo", twin: Any = None) -> dict[str, Any]:

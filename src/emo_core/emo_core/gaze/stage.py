@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..pipeline.core import FaceCommand, Source
+from ..commands import FaceCommand, Source
 from ..schema import Face
 from .blink import ApexGate, ApexGateConfig, BlinkConfig, Blinker
 from .controller import GazeCommand, GazeConfig, GazeController

@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from emo_core.clock import Clock
-from emo_core.errors import EmoError, InputError
-from emo_core.schema import N_COMMANDS, N_LANDMARKS
-from emo_core.selfmodel.constraints import SettleConfig
-from emo_core.selfmodel.robot import SettleDetector
+from ..clock import Clock
+from ..errors import EmoError, InputError
+from ..schema import N_COMMANDS, N_LANDMARKS
+from .constraints import SettleConfig
+from .robot import SettleDetector
 
 LOG = logging.getLogger(__name__)
 #: Present commands come back through whole ticks: a pose is "reached" within this much.

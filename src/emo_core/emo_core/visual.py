@@ -11,7 +11,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from emo_core.schema import REGIONS, Face
+from .schema import REGIONS, Face
 
 from .conversions import MessageTypes
 
@@ -84,7 +84,7 @@ def gaze_markers(types: MessageTypes, fixation: tuple[float, float], face: tuple
     """visualization_msgs/MarkerArray of where the robot looks: an arrow from the head to the
     fixation point (``distance_m`` away) and a sphere where it sees the face (deleted without one).
     ROS axes of the marker frame: x forward, y left, z up."""
-    from emo_core.gaze.geometry import direction
+    from .gaze.geometry import direction
 
     def point(yaw_pitch: tuple[float, float]) -> Any:
         d = direction(*yaw_pitch) * float(distance_m)
