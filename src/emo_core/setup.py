@@ -49,9 +49,6 @@ setup(
         # these machines (and many robots) cannot do. It also brings opencv-contrib-python, which
         # provides cv2 -- so we do not list opencv-python as well (two cv2 providers clash).
         "mediapipe==0.10.21",
-        # Install torch==2.13.0 (CPU wheel) *before* this package; an unpinned torch resolve
-        # pulls gigabytes of CUDA packages. Any torch >= 2.2 works.
-        "torch>=2.2",
         "scipy>=1.10",
         "scikit-image>=0.21",
         "pyyaml>=6",
@@ -62,7 +59,14 @@ setup(
         "dynamixel-sdk>=3.7.31",
         "pyserial>=3.5",
     ],
-    extras_require={"test": ["pytest>=7", "catkin_pkg>=1.0"]},
+    extras_require={
+        # Training (emo train ..., the torch reference paths of the models and their benchmarks).
+        # Inference needs no torch: every shipped model runs from its safetensors file in numpy.
+        # Install the CPU wheel with the pins (constraints.txt): an unpinned torch resolve pulls
+        # gigabytes of CUDA packages. Any torch >= 2.2 works.
+        "train": ["torch>=2.2"],
+        "test": ["pytest>=7", "catkin_pkg>=1.0"],
+    },
     entry_points={"console_scripts": ["emo = emo_core.cli:main"]},
     cmdclass={"build_py": BuildWithConfig},
     zip_safe=False,

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..optional import require_torch
 
 LOG = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def _clean(value: Any) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
+    require_torch("emo train predictor")     # training is the one thing that needs the [train] extra
     from ..anticipation.dataset import build_windows, load_sequences
     from ..anticipation.train import TrainConfig, cross_validate, train_predictor
 
