@@ -16,8 +16,9 @@ from .errors import EmoError
 TRAIN_INSTALL = 'pip install -e "src/emo_core[train]" -c constraints.txt'
 
 
-class MissingDependencyError(EmoError):
-    """An optional dependency (the ``[train]`` extra) is not installed."""
+class MissingDependencyError(EmoError, ImportError):
+    """An optional dependency (the ``[train]`` extra) is not installed. An ImportError too, so code
+    that imports a torch-only name (``from .predictor import DeltaPredictor``) fails as imports do."""
 
 
 def torch_available() -> bool:
