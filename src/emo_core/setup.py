@@ -48,7 +48,11 @@ setup(
         # its .tflite model (mp.solutions.face_mesh); later releases need a model download, which
         # these machines (and many robots) cannot do. It also brings opencv-contrib-python, which
         # provides cv2 -- so we do not list opencv-python as well (two cv2 providers clash).
-        "mediapipe==0.10.21",
+        "mediapipe==0.10.21; platform_machine != 'aarch64'",
+        # 64-bit ARM Linux (Raspberry Pi 5, Jetson): 0.10.21 has no wheel there; 0.10.18 is the
+        # newest 0.10 release that has one, with the same legacy Face Mesh (on x86_64 it gives the
+        # demo's figures unchanged; README, "Small computers").
+        "mediapipe==0.10.18; platform_machine == 'aarch64'",
         "scipy>=1.10",
         "scikit-image>=0.21",
         "pyyaml>=6",
