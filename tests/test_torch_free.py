@@ -87,6 +87,28 @@ def test_models_run_and_train_says_how_to_get_torch_when_torch_is_missing(tmp_pa
     assert not (tmp_path / "m").exists()
 
 
+def test_benchmark_modules_import_no_torch_and_bench_skips_torch_parts_without_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """Discovering the benchmark parts imports no torch; without torch, ``emo bench`` leaves the
+    parts measured against torch references out (with a note) instead of failing."""
+    code = ("import sys\nfrom emo_core.benchmarks import parts\nfound = parts()\n"
+            "print(sorted(n for n, m in found.items() if getattr(m, 'NEEDS_TORCH', False)), 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "['anticipation', 'inverse'] False"
+
+    import emo_core.cli.bench as bench
+    from emo_core.benchmarks import parts
+    from emo_core.cli import main
+
+    torch_parts = {name: module for name, module in parts().items() if getattr(module, "NEEDS_TORCH", False)}
+    monkeypatch.setattr(bench, "parts", lambda: torch_parts)
+    monkeypatch.setattr(bench, "torch_available", lambda: False)
+    assert main(["bench", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["parts"] == {} and set(report["skipped"]) == {"anticipation", "inverse"}
+
+
 def test_predictor_weights_that_do_not_fit_the_card_are_refused(tmp_path: Path) -> None:
     """The numpy loader checks every tensor's name and shape against the card (no torch needed)."""
     directory = tmp_path / "predictor"

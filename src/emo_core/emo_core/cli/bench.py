@@ -37,7 +37,7 @@ def _run(args: argparse.Namespace) -> int:
         for key in getattr(available[name], "TOP_LEVEL", ()):
             report[key] = result.figures[key]
     # Each part ran in a fresh process: the peak is the largest part's, and each part's is listed.
-    report["peak_rss_mb"] = round(max(rss.values()), 1)
+    report["peak_rss_mb"] = round(max(rss.values(), default=0.0), 1)
     report["peak_rss_mb_by_part"] = {name: round(value, 1) for name, value in rss.items()}
     if args.json:
         print(json.dumps(report, indent=2))
