@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch")   # training and the torch reference: the [train] extra
 
 from emo_core.cli import main
 from emo_core.errors import InputError, SchemaError

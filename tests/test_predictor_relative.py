@@ -5,7 +5,8 @@ import json
 
 import numpy as np
 import pytest
-import torch
+
+torch = pytest.importorskip("torch")   # training and the torch reference: the [train] extra
 
 from emo_core.anticipation.dataset import build_windows, eval_pairs, sample_pairs
 from emo_core.anticipation.predictor import (

@@ -48,10 +48,11 @@ setup(
         # its .tflite model (mp.solutions.face_mesh); later releases need a model download, which
         # these machines (and many robots) cannot do. It also brings opencv-contrib-python, which
         # provides cv2 -- so we do not list opencv-python as well (two cv2 providers clash).
-        "mediapipe==0.10.21",
-        # Install torch==2.13.0 (CPU wheel) *before* this package; an unpinned torch resolve
-        # pulls gigabytes of CUDA packages. Any torch >= 2.2 works.
-        "torch>=2.2",
+        "mediapipe==0.10.21; platform_machine != 'aarch64'",
+        # 64-bit ARM Linux (Raspberry Pi 5, Jetson): 0.10.21 has no wheel there; 0.10.18 is the
+        # newest 0.10 release that has one, with the same legacy Face Mesh (on x86_64 it gives the
+        # demo's figures unchanged; README, "Small computers").
+        "mediapipe==0.10.18; platform_machine == 'aarch64'",
         "scipy>=1.10",
         "scikit-image>=0.21",
         "pyyaml>=6",
@@ -62,7 +63,14 @@ setup(
         "dynamixel-sdk>=3.7.31",
         "pyserial>=3.5",
     ],
-    extras_require={"test": ["pytest>=7", "catkin_pkg>=1.0"]},
+    extras_require={
+        # Training (emo train ..., the torch reference paths of the models and their benchmarks).
+        # Inference needs no torch: every shipped model runs from its safetensors file in numpy.
+        # Install the CPU wheel with the pins (constraints.txt): an unpinned torch resolve pulls
+        # gigabytes of CUDA packages. Any torch >= 2.2 works.
+        "train": ["torch>=2.2"],
+        "test": ["pytest>=7", "catkin_pkg>=1.0"],
+    },
     entry_points={"console_scripts": ["emo = emo_core.cli:main"]},
     cmdclass={"build_py": BuildWithConfig},
     zip_safe=False,

@@ -37,7 +37,13 @@ from .peak import PeakConfig
 from .predictor import ExpressionPredictor
 from .retarget import RetargetConfig, Retargeter
 from .scorer import ExpressionScorer, expression_start
-from .train import mae
+
+
+def mae(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Per-sample mean absolute error over the 113x2 landmarks (here, not in train.py: evaluating
+    needs no torch)."""
+    return np.abs(pred.reshape(len(pred), -1) - target.reshape(len(target), -1)).mean(axis=1)
+
 
 LOG = logging.getLogger(__name__)
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import savgol_filter
 
 from ..errors import InputError
 from ..schema import REGIONS
@@ -123,6 +122,10 @@ def _check(landmarks: np.ndarray, config: PeakConfig) -> np.ndarray:
 
 def peak_activation(landmarks: np.ndarray, config: PeakConfig | None = None) -> PeakResult:
     """Run the paper's offline algorithm on a (T, 113, 2|3) landmark sequence (x, y are used)."""
+    # Imported here, not at the top: scipy.signal pulls in most of scipy (~70 MB of memory), and the
+    # live pipeline (demo, nodes) imports this module but never runs the offline algorithm.
+    from scipy.signal import savgol_filter
+
     config = config or PeakConfig()
     xy = _check(landmarks, config)
     rest = resting_face(xy, config.rest_frames)

@@ -22,6 +22,10 @@ Files: ``model.safetensors`` (weights, normalization buffers, a bank of training
 the random baseline) and ``card.json`` (architecture, input schema, data fingerprint, metrics).
 Loading checks the card's schema against this code and refuses mismatches with a SchemaError; no
 pickle is ever read.
+
+Inference is numpy only (:class:`NumpyForward`, built from the weights file): torch is imported
+only to train and for the torch reference path, whose modules live in ``predictor_torch.py``
+(their names stay importable from here, e.g. ``from .predictor import DeltaPredictor``).
 """
 from __future__ import annotations
 
@@ -33,11 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from safetensors.numpy import load_file as load_numpy
-from torch import nn
 
 from ..errors import InputError, SchemaError
+from ..optional import require_torch
 from ..resources import data_path
 from ..schema import MP_INDICES, N_LANDMARKS
 from .confidence import blend_toward
@@ -83,246 +86,67 @@ def rest_scale_np(rest: np.ndarray) -> np.ndarray:
     return np.sqrt((c * c).sum(axis=2).mean(axis=1)).astype(np.float32)
 
 
-def rest_scale_torch(rest: torch.Tensor) -> torch.Tensor:
-    """:func:`rest_scale_np` in torch: (B, 113, 2) -> (B,)."""
-    c = rest - rest.mean(dim=1, keepdim=True)
-    return (c * c).sum(dim=2).mean(dim=1).sqrt()
-
-
 def default_model_dir() -> Path:
     """The shipped default predictor (trained on synthetic people)."""
     return data_path("predictor")
 
 
-# --------------------------------------------------------------------------------- torch models
-
-class PaperPredictor(nn.Module):
-    """The paper's reference: 8 FC layers, tanh on the first six, skip from layer 4 to layer 6."""
-
-    def __init__(self, widths: tuple[int, ...] = PAPER_WIDTHS) -> None:
-        super().__init__()
-        if len(widths) != 7 or widths[3] != widths[5]:
-            raise SchemaError("paper predictor needs 7 hidden widths with layer 4 == layer 6")
-        dims = (IN_DIM, *widths, OUT_DIM)
-        self.fc = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-
-    def forward(self, x: torch.Tensor, rest: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, 4, 113, 2) -> (B, 113, 2); the paper's model does not use the resting face."""
-        h = x.reshape(len(x), IN_DIM)
-        h4 = None
-        for i, layer in enumerate(self.fc[:6], start=1):
-            z = layer(h)
-            if i == 6:
-                z = z + h4            # the skip connection between layers 4 and 6
-            h = torch.tanh(z)
-            if i == 4:
-                h4 = h
-        return self.fc[7](self.fc[6](h)).reshape(len(x), N_LANDMARKS, 2)
+#: The torch modules and helpers, importable from here as before; they live in predictor_torch.py
+#: so that importing this module (inference) never imports torch.
+_TORCH_NAMES = ("PaperPredictor", "DeltaPredictor", "RelativePredictor", "rest_scale_torch", "build_module",
+                "architecture_of")
 
 
-class DeltaPredictor(nn.Module):
-    """Improved variant: the resting face as context, motion features, displacement output.
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_NAMES:
+        require_torch(f"the torch predictor module ({name})")
+        from . import predictor_torch
 
-    Features: the 4 frames minus the resting face (where the face has moved so far, and how fast)
-    and the resting face itself (whose geometry shapes how an expression displaces it), each
-    standardized with training statistics. Output: the target as the mean of the 4 input frames
-    (a less noisy "now" than the last frame alone) plus a displacement in one global scale, and
-    the standardized time to the apex. Trained with an L1 loss: the metric is an MAE.
+        return getattr(predictor_torch, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def state_shapes(architecture: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The tensors (name -> shape) a card's ``architecture`` has in its weights file, bank excluded.
+
+    What the loader checks a weights file against without building the torch module (the tests
+    check it equals the torch module's ``state_dict``).
     """
-
-    def __init__(self, hidden: int = 256) -> None:
-        super().__init__()
-        self.hidden = hidden
-        self.fc1 = nn.Linear(FEAT_DIM, hidden)
-        self.fc2 = nn.Linear(hidden, hidden)
-        self.out = nn.Linear(hidden, OUT_DIM + 1)
-        self.register_buffer("x_mean", torch.zeros(FEAT_DIM))
-        self.register_buffer("x_std", torch.ones(FEAT_DIM))
-        self.register_buffer("y_mean", torch.zeros(OUT_DIM))
-        self.register_buffer("y_scale", torch.ones(1))
-        self.register_buffer("t_stats", torch.tensor([0.0, 1.0]))
-
-    @staticmethod
-    def features(x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 113, 2) + (B, 113, 2) -> (B, 1130): frames minus rest, then the rest face."""
-        return torch.cat([(x - rest[:, None]).reshape(len(x), -1), rest.reshape(len(x), -1)], dim=1)
-
-    def raw(self, x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-        """Network output in standardized units: (B, 227) = displacement (226) + time (1)."""
-        z = (self.features(x, rest) - self.x_mean) / self.x_std
-        return self.out(torch.relu(self.fc2(torch.relu(self.fc1(z)))))
-
-    def decode(self, x: torch.Tensor, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        base = x.mean(dim=1).reshape(len(x), -1)
-        target = base + raw[:, :OUT_DIM] * self.y_scale + self.y_mean
-        tta = raw[:, OUT_DIM] * self.t_stats[1] + self.t_stats[0]
-        return target.reshape(len(x), N_LANDMARKS, 2), tta
-
-    def target_and_time(self, x: torch.Tensor, rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, 4, 113, 2) + (B, 113, 2) -> target faces (B, 113, 2) and time to apex (B,) as trained."""
-        return self.decode(x, self.raw(x, rest))
-
-    def forward(self, x: torch.Tensor, rest: torch.Tensor | None = None) -> torch.Tensor:
-        if rest is None:
-            raise InputError("the delta predictor needs the resting face")
-        return self.target_and_time(x, rest)[0]
-
-    def set_normalization(self, x: np.ndarray, rest: np.ndarray, y: np.ndarray, tta: np.ndarray) -> None:
-        """Standardization statistics from training pairs (x (n,4,113,2), rest, y (n,113,2), tta (n,))."""
-        with torch.no_grad():
-            feats = self.features(torch.from_numpy(np.ascontiguousarray(x, np.float32)),
-                                  torch.from_numpy(np.ascontiguousarray(rest, np.float32))).numpy()
-            disp = (y.reshape(len(y), -1) - x.mean(axis=1).reshape(len(x), -1)).astype(np.float64)
-            std = feats.std(axis=0)
-            # Floor each feature's scale at 10 % of its group's median so still points are not blown up.
-            for lo, hi in ((0, IN_DIM), (IN_DIM, FEAT_DIM)):
-                std[lo:hi] = np.maximum(std[lo:hi], 0.1 * float(np.median(std[lo:hi])) + 1e-8)
-            self.x_mean.copy_(torch.from_numpy(feats.mean(0)))
-            self.x_std.copy_(torch.from_numpy(std.astype(np.float32)))
-            self.y_mean.copy_(torch.from_numpy(disp.mean(0).astype(np.float32)))
-            self.y_scale.fill_(max(float((disp - disp.mean(0)).std()), 1e-6))
-            self.t_stats.copy_(torch.tensor([float(tta.mean()), max(float(tta.std()), 1e-3)]))
-
-
-class RelativePredictor(DeltaPredictor):
-    """Identity-free variant: sees each face only relative to the person's own resting face and size.
-
-    Features: ``(frames - rest) / s`` (904), ``s`` = :func:`rest_scale_np` of the resting face; the
-    absolute rest face (identity) is no input, so a new person's neutral is the same input as any
-    training person's neutral. Output: the mean of the 4 frames plus ``s`` x a displacement, and
-    the time to apex. The displacement head is *anchored at zero motion*: it outputs
-    ``net(z) - net(z_still)`` with ``z_still`` the standardized all-zero feature vector, so frames
-    equal to the resting face predict exactly the resting face (training also mixes in still
-    pairs from each video's pre-onset frames, so jitter around the rest stays near zero).
-
-    Confidence (:class:`OodConfidence` buffers): how typical the standardized features are of the
-    training pairs -- a Mahalanobis distance in the top ``ood_components`` principal components
-    plus the residual outside them -- mapped to a blend weight by a monotone table calibrated on
-    held-out pairs (``train.calibrate_confidence``).
-    """
-
-    def __init__(self, hidden: int = 64, ood_components: int = 16, conf_knots: int = 12) -> None:
-        nn.Module.__init__(self)
-        self.hidden = hidden
-        self.ood_components = ood_components
-        self.conf_knots = conf_knots
-        self.fc1 = nn.Linear(IN_DIM, hidden)
-        self.fc2 = nn.Linear(hidden, hidden)
-        self.out = nn.Linear(hidden, OUT_DIM + 1)
-        self.register_buffer("x_mean", torch.zeros(IN_DIM))
-        self.register_buffer("x_std", torch.ones(IN_DIM))
-        self.register_buffer("y_mean", torch.zeros(OUT_DIM))     # stays 0: no motion -> no displacement
-        self.register_buffer("y_scale", torch.ones(1))
-        self.register_buffer("t_stats", torch.tensor([0.0, 1.0]))
-        # Distance from the training distribution, in the standardized feature space.
-        self.register_buffer("ood_basis", torch.zeros(IN_DIM, ood_components))   # orthonormal columns
-        self.register_buffer("ood_var", torch.ones(ood_components))              # variance along each
-        self.register_buffer("ood_resid", torch.ones(1))                         # mean residual |z|^2
-        # Calibration table: score knots (increasing) -> confidence (non-increasing), linear between.
-        self.register_buffer("conf_score", torch.linspace(0.0, 1.0, conf_knots))
-        self.register_buffer("conf_value", torch.ones(conf_knots))
-
-    @staticmethod
-    def features(x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-        """(B, 4, 113, 2) + (B, 113, 2) -> (B, 904): (frames - rest) / rest scale."""
-        s = rest_scale_torch(rest).clamp_min(1e-6)
-        return (x - rest[:, None]).reshape(len(x), -1) / s[:, None]
-
-    def _net(self, z: torch.Tensor) -> torch.Tensor:
-        return self.out(torch.relu(self.fc2(torch.relu(self.fc1(z)))))
-
-    def raw(self, x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-        z = (self.features(x, rest) - self.x_mean) / self.x_std
-        out = self._net(z)
-        still = self._net((-self.x_mean / self.x_std)[None])          # the zero-motion input
-        anchor = torch.cat([still[:, :OUT_DIM], torch.zeros_like(still[:, OUT_DIM:])], dim=1)
-        return out - anchor
-
-    def target_and_time(self, x: torch.Tensor, rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self.raw(x, rest)
-        s = rest_scale_torch(rest).clamp_min(1e-6)
-        base = x.mean(dim=1).reshape(len(x), -1)
-        target = base + (raw[:, :OUT_DIM] * self.y_scale + self.y_mean) * s[:, None]
-        tta = raw[:, OUT_DIM] * self.t_stats[1] + self.t_stats[0]
-        return target.reshape(len(x), N_LANDMARKS, 2), tta
-
-    def decode(self, x: torch.Tensor, raw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raise InputError("the relative predictor decodes with the rest face: use target_and_time")
-
-    def ood_score(self, x: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
-        """(B,) distance from the training pairs (about 1 on them): see :meth:`OodConfidence`."""
-        z = (self.features(x, rest) - self.x_mean) / self.x_std
-        proj = z @ self.ood_basis
-        resid = (z * z).sum(dim=1) - (proj * proj).sum(dim=1)
-        return 0.5 * ((proj * proj / self.ood_var).mean(dim=1) + resid.clamp_min(0) / self.ood_resid[0])
-
-    def confidence(self, score: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Calibrated confidence in [0, 1] for OOD scores (the card's table, linear between knots)."""
-        sc = np.asarray(score.detach().numpy() if isinstance(score, torch.Tensor) else score, np.float64)
-        return np.interp(sc, self.conf_score.numpy().astype(np.float64),
-                         self.conf_value.numpy().astype(np.float64)).astype(np.float32)
-
-    def set_normalization(self, x: np.ndarray, rest: np.ndarray, y: np.ndarray, tta: np.ndarray) -> None:
-        """Standardization and OOD statistics from training pairs (in the identity-free features)."""
-        with torch.no_grad():
-            xt = torch.from_numpy(np.ascontiguousarray(x, np.float32))
-            rt = torch.from_numpy(np.ascontiguousarray(rest, np.float32))
-            feats = self.features(xt, rt).numpy().astype(np.float64)
-            s = rest_scale_np(rest).astype(np.float64)
-            disp = (y.reshape(len(y), -1) - x.mean(axis=1).reshape(len(x), -1)) / s[:, None]
-            std = feats.std(axis=0)
-            std = np.maximum(std, 0.1 * float(np.median(std)) + 1e-8)
-            self.x_mean.copy_(torch.from_numpy(feats.mean(0).astype(np.float32)))
-            self.x_std.copy_(torch.from_numpy(std.astype(np.float32)))
-            self.y_mean.zero_()
-            self.y_scale.fill_(max(float(np.abs(disp).mean() * np.sqrt(np.pi / 2)), 1e-6))
-            self.t_stats.copy_(torch.tensor([float(tta.mean()), max(float(tta.std()), 1e-3)]))
-            z = (feats - feats.mean(0)) / std
-            _, sing, vt = np.linalg.svd(z[:min(len(z), 8192)], full_matrices=False)
-            k = self.ood_components
-            basis = vt[:k].T
-            proj = z @ basis
-            var = np.maximum(proj.var(axis=0), 1e-8)
-            resid = np.maximum((z * z).sum(1) - (proj * proj).sum(1), 0.0).mean()
-            self.ood_basis.copy_(torch.from_numpy(basis.astype(np.float32)))
-            self.ood_var.copy_(torch.from_numpy(var.astype(np.float32)))
-            self.ood_resid.fill_(max(float(resid), 1e-6))
-
-    def set_calibration(self, score: np.ndarray, value: np.ndarray) -> None:
-        if len(score) != self.conf_knots or len(value) != self.conf_knots:
-            raise InputError(f"calibration needs {self.conf_knots} knots")
-        with torch.no_grad():
-            self.conf_score.copy_(torch.from_numpy(np.asarray(score, np.float32)))
-            self.conf_value.copy_(torch.from_numpy(np.clip(np.asarray(value, np.float32), 0.0, 1.0)))
-
-
-def build_module(architecture: dict[str, Any]) -> nn.Module:
-    """A fresh module from a card's ``architecture`` entry."""
     kind = architecture.get("name")
     if kind == "paper":
-        return PaperPredictor(tuple(architecture.get("widths", PAPER_WIDTHS)))
-    if kind == "delta":
-        return DeltaPredictor(int(architecture.get("hidden", 256)))
+        dims = (IN_DIM, *(int(w) for w in architecture.get("widths", PAPER_WIDTHS)), OUT_DIM)
+        if len(dims) != 9:
+            raise SchemaError("paper predictor needs 7 hidden widths")
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            shapes[f"fc.{i}.weight"], shapes[f"fc.{i}.bias"] = (b, a), (b,)
+        return shapes
+    if kind not in ("delta", "relative"):
+        raise SchemaError(f"unknown predictor architecture {kind!r} (known: {', '.join(ARCHITECTURES)})")
+    hidden = int(architecture.get("hidden", 256 if kind == "delta" else 64))
+    n_in = FEAT_DIM if kind == "delta" else IN_DIM
+    shapes = {"fc1.weight": (hidden, n_in), "fc1.bias": (hidden,), "fc2.weight": (hidden, hidden),
+              "fc2.bias": (hidden,), "out.weight": (OUT_DIM + 1, hidden), "out.bias": (OUT_DIM + 1,),
+              "x_mean": (n_in,), "x_std": (n_in,), "y_mean": (OUT_DIM,), "y_scale": (1,), "t_stats": (2,)}
     if kind == "relative":
-        return RelativePredictor(int(architecture.get("hidden", 64)), int(architecture.get("ood_components", 16)),
-                                 int(architecture.get("conf_knots", 12)))
-    raise SchemaError(f"unknown predictor architecture {kind!r} (known: {', '.join(ARCHITECTURES)})")
+        k, knots = int(architecture.get("ood_components", 16)), int(architecture.get("conf_knots", 12))
+        shapes.update({"ood_basis": (IN_DIM, k), "ood_var": (k,), "ood_resid": (1,),
+                       "conf_score": (knots,), "conf_value": (knots,)})
+    return shapes
 
 
-def architecture_of(module: nn.Module) -> dict[str, Any]:
-    if isinstance(module, PaperPredictor):
-        widths = [layer.out_features for layer in module.fc[:-1]]
-        return {"name": "paper", "widths": widths, "activations": "tanh x6, skip 4->6",
-                "outputs": ["target"]}
-    if isinstance(module, RelativePredictor):
-        return {"name": "relative", "hidden": module.hidden, "activations": "relu x2",
-                "inputs": [RELATIVE_FEATURES], "outputs": ["target", "time_to_apex", "confidence"],
-                "ood_components": module.ood_components, "conf_knots": module.conf_knots,
-                "still_anchor": "displacement = net(z) - net(z at frames == rest)"}
-    if isinstance(module, DeltaPredictor):
-        return {"name": "delta", "hidden": module.hidden, "activations": "relu x2",
-                "inputs": ["frames - rest", "rest"], "outputs": ["target", "time_to_apex"]}
-    raise SchemaError(f"not a predictor module: {type(module).__name__}")
+def check_state(state: dict[str, np.ndarray], architecture: dict[str, Any], where: str) -> None:
+    """SchemaError unless ``state`` holds exactly the tensors of ``architecture`` (names and shapes)."""
+    expected = state_shapes(architecture)
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != expected[k])
+    if missing or extra or wrong:
+        detail = "; ".join(part for part in (
+            f"missing {', '.join(missing)}" if missing else "",
+            f"unexpected {', '.join(extra)}" if extra else "",
+            ", ".join(f"{k} is {tuple(state[k].shape)}, expected {expected[k]}" for k in wrong)) if part)
+        raise SchemaError(f"predictor weights in {where} do not match their card: {detail}")
 
 
 # ---------------------------------------------------------------------------- fast numpy path
@@ -334,12 +158,13 @@ class NumpyForward:
     weights is several times faster for one sample. ``tests/test_predictor.py`` checks equality.
     """
 
-    def __init__(self, module: nn.Module, prior_tta: float, shrink: float = 1.0) -> None:
-        sd = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in module.state_dict().items()}
-        self.kind = architecture_of(module)["name"]
+    def __init__(self, state: dict[str, np.ndarray], kind: str, prior_tta: float, shrink: float = 1.0) -> None:
+        """``state``: the weights file's tensors (names as in the torch module's ``state_dict``)."""
+        sd = {k: np.asarray(v, np.float32) for k, v in state.items()}
+        self.kind = kind
         self.prior_tta = np.float32(prior_tta)
         if self.kind == "relative":
-            self._init_relative(module, sd, prior_tta, shrink)
+            self._init_relative(sd, prior_tta, shrink)
             return
         if self.kind == "paper":
             self.w = [np.ascontiguousarray(sd[f"fc.{i}.weight"].T) for i in range(8)]
@@ -367,19 +192,19 @@ class NumpyForward:
         self.w3 = np.ascontiguousarray(w3.T)
         self.b3 = b3.astype(np.float32)
 
-    def _init_relative(self, module: nn.Module, sd: dict[str, np.ndarray], prior_tta: float, shrink: float) -> None:
+    def _init_relative(self, sd: dict[str, np.ndarray], prior_tta: float, shrink: float) -> None:
         # Features z = ((frames - rest) / s - mean) / std. fc1 and the OOD projection are linear in
-        # (frames - rest) / s, so both act on [frames, rest] as one matrix (the rest block is minus
-        # the frame blocks' sum) and the per-sample 1/s scales the product: one matmul for both.
-        hidden = module.hidden
+        # q = frames - rest, so both are one matrix on q and the per-sample 1/s scales the product:
+        # one matmul for both. (q is formed first: fc1 on [frames, rest] would subtract two large
+        # products of small standardized motions, losing float32 digits -- 2.7e-5 s on the time.)
+        hidden = len(sd["fc1.bias"])
         inv = (1.0 / sd["x_std"]).astype(np.float64)
         mean = sd["x_mean"].astype(np.float64)
         w1 = sd["fc1.weight"].astype(np.float64) * inv[None, :]                    # (H, 904)
         basis = sd["ood_basis"].astype(np.float64)                                 # (904, k)
         wp = (basis * inv[:, None]).T                                              # (k, 904)
         rows = np.concatenate([w1, wp], axis=0)                                    # (H + k, 904)
-        rest_part = -rows.reshape(len(rows), N_INPUT, OUT_DIM).sum(axis=1)
-        self.w1 = np.ascontiguousarray(np.concatenate([rows, rest_part], axis=1).T.astype(np.float32))
+        self.w1 = np.ascontiguousarray(rows.T.astype(np.float32))                 # (904, H + k)
         b1 = sd["fc1.bias"].astype(np.float64) - w1 @ mean
         bp = -(mean * inv) @ basis
         self.b1 = np.concatenate([b1, bp]).astype(np.float32)
@@ -388,8 +213,7 @@ class NumpyForward:
         self.w2 = np.ascontiguousarray(sd["fc2.weight"].T)
         self.b2 = sd["fc2.bias"]
         # Zero-motion anchor (RelativePredictor.raw): subtract the network's output at z_still.
-        with torch.no_grad():
-            still = module._net((-module.x_mean / module.x_std)[None])[0].numpy().astype(np.float64)
+        still = _relu_mlp(sd, -mean * inv)
         b3 = sd["out.bias"].astype(np.float64).copy()
         b3[:OUT_DIM] -= still[:OUT_DIM]
         scale = np.concatenate([np.repeat(sd["y_scale"].astype(np.float64), OUT_DIM), sd["t_stats"][1:2]])
@@ -417,14 +241,14 @@ class NumpyForward:
         centre = rest @ self.avg                                                         # (B, 2)
         s2 = np.einsum("ij,ij->i", rest, rest) * (1.0 / N_LANDMARKS) - np.einsum("ij,ij->i", centre, centre)
         inv_s = 1.0 / np.sqrt(np.maximum(s2, 1e-12))                                       # (B,) 1 / rest scale
-        hall = np.concatenate((x, rest), axis=1) @ self.w1
+        q = (x.reshape(len(x), N_INPUT, OUT_DIM) - rest[:, None]).reshape(len(x), IN_DIM)
+        hall = q @ self.w1
         hall *= inv_s[:, None]
         hall += self.b1
         out = self._trunk(hall[:, :self.hidden])
         target = out[:, :OUT_DIM] * (1.0 / inv_s)[:, None] + self._mean_frame(x)
         # Confidence: OOD score of the standardized features, through the calibration table.
         proj = hall[:, self.hidden:]
-        q = (x.reshape(len(x), N_INPUT, OUT_DIM) - rest[:, None]).reshape(len(x), IN_DIM)
         q *= self.z_inv
         zz = (np.einsum("ij,ij->i", q, q) * inv_s - 2.0 * (q @ self.z_m)) * inv_s + self.z_mm
         pp = proj * proj
@@ -478,6 +302,13 @@ class NumpyForward:
         return (h @ self.w[6] + self.b[6]) @ self.w[7] + self.b[7]
 
 
+def _relu_mlp(sd: dict[str, np.ndarray], z: np.ndarray) -> np.ndarray:
+    """The delta/relative network (fc1, ReLU, fc2, ReLU, out) on one standardized input, in float64."""
+    h = np.maximum(sd["fc1.weight"].astype(np.float64) @ z + sd["fc1.bias"], 0.0)
+    h = np.maximum(sd["fc2.weight"].astype(np.float64) @ h + sd["fc2.bias"], 0.0)
+    return sd["out.weight"].astype(np.float64) @ h + sd["out.bias"]
+
+
 # ---------------------------------------------------------------------------------- the wrapper
 
 @dataclass(frozen=True)
@@ -502,18 +333,41 @@ class ExpressionPredictor:
     ``predict(frames, rest)`` takes the detector's 4-frame window (oldest first) and the resting
     face it calibrated (``PeakEvent.window`` / ``PeakEvent.rest``; :meth:`predict_event` does
     exactly that). The paper architecture ignores ``rest``; the delta model requires it.
+
+    Built either from a trained torch ``module`` (training) or from the weights file's tensors
+    (``state``, what :meth:`load` does): inference runs in numpy either way, and the torch module
+    of a loaded model is built only when :attr:`module` is asked for (the torch reference path).
     """
 
-    def __init__(self, module: nn.Module, card: dict[str, Any],
-                 random_faces: np.ndarray | None = None) -> None:
-        self.module = module.eval()
+    def __init__(self, module: Any | None, card: dict[str, Any], random_faces: np.ndarray | None = None,
+                 state: dict[str, np.ndarray] | None = None) -> None:
+        if module is not None:
+            module.eval()
+            state = {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
+        elif state is None:
+            raise InputError("ExpressionPredictor needs a torch module or the weights' tensors")
+        self._module = module
+        self._state = state
         self.card = card
         self.random_faces = (np.zeros((0, N_LANDMARKS, 2), np.float32) if random_faces is None
                              else np.asarray(random_faces, np.float32))
         self.prior_tta = float(card.get("time_to_apex_prior_s", 0.0))
         #: Calibrated on the validation split after training: 0 = the prior, 1 = the head as trained.
         self.tta_shrink = float(card.get("time_to_apex_shrink", 1.0))
-        self.fast = NumpyForward(module, self.prior_tta, self.tta_shrink)
+        self.fast = NumpyForward(state, self.architecture, self.prior_tta, self.tta_shrink)
+
+    @property
+    def module(self) -> Any:
+        """The torch module (built from the weights on first use; needs the [train] extra)."""
+        if self._module is None:
+            torch = require_torch("the torch predictor (reference path)")
+            from .predictor_torch import build_module
+
+            module = build_module(self.card["architecture"])
+            module.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self._state.items()},
+                                   strict=True)
+            self._module = module.eval()
+        return self._module
 
     @property
     def architecture(self) -> str:
@@ -521,7 +375,7 @@ class ExpressionPredictor:
 
     @property
     def needs_rest(self) -> bool:
-        return isinstance(self.module, DeltaPredictor)
+        return self.architecture in ("delta", "relative")
 
     # -- inference
     def predict(self, frames: np.ndarray, rest: np.ndarray | None = None) -> Prediction:
@@ -558,6 +412,9 @@ class ExpressionPredictor:
 
     def predict_torch(self, frames: np.ndarray, rest: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Same as :meth:`predict_batch` through the torch module (reference for the fast path)."""
+        torch = require_torch("the torch reference path")
+        from .predictor_torch import DeltaPredictor
+
         x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
         r = self._check_rest(rest, len(x))
         with torch.no_grad():
@@ -571,6 +428,9 @@ class ExpressionPredictor:
 
     def confidence_torch(self, frames: np.ndarray, rest: np.ndarray) -> np.ndarray:
         """Confidence (N,) through the torch module (reference for the fast path); ones without one."""
+        torch = require_torch("the torch reference path")
+        from .predictor_torch import RelativePredictor
+
         if not isinstance(self.module, RelativePredictor):
             return np.ones(len(frames), np.float32)
         x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
@@ -601,6 +461,7 @@ class ExpressionPredictor:
         """Write the model directory as a whole (emo_core.modeldir): it replaces ``directory`` --
         an old detector scorer in it included -- unless ``writer`` (a ModelDirWriter) collects this
         model with others (the scorer) into one save."""
+        torch = require_torch("saving a predictor")
         from safetensors.torch import save as to_bytes
 
         from ..modeldir import writing
@@ -621,21 +482,14 @@ class ExpressionPredictor:
         card = _read_card(path)
         verify(path, card, CARD_FILE)            # every file of the save, unmixed and undamaged
         try:
-            module = build_module(card["architecture"])
-        except (TypeError, ValueError) as exc:
-            raise SchemaError(f"{path / CARD_FILE}: malformed architecture: {exc}") from None
-        try:
             tensors = load_numpy(str(path / WEIGHTS_FILE))
         except FileNotFoundError as exc:
             raise InputError(f"predictor weights missing: {path / WEIGHTS_FILE}") from exc
         except Exception as exc:  # safetensors raises its own error types on corrupt files
             raise SchemaError(f"cannot read predictor weights {path / WEIGHTS_FILE}: {exc}") from exc
         bank = tensors.pop(BANK_KEY, None)
-        try:
-            module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()}, strict=True)
-        except RuntimeError as exc:
-            raise SchemaError(f"predictor weights in {path} do not match their card: {exc}") from exc
-        return cls(module, card, bank)
+        check_state(tensors, card["architecture"], str(path))
+        return cls(None, card, bank, state=tensors)
 
 
 def _read_card(path: Path) -> dict[str, Any]:
@@ -667,8 +521,10 @@ def _check_frames(frames: np.ndarray, check_finite: bool = True) -> np.ndarray:
     return x
 
 
-def new_card(module: nn.Module, **extra: Any) -> dict[str, Any]:
-    """A model card skeleton for ``module``; trainers fill data, training and metrics."""
+def new_card(module: Any, **extra: Any) -> dict[str, Any]:
+    """A model card skeleton for torch ``module``; trainers fill data, training and metrics."""
+    from .predictor_torch import DeltaPredictor, RelativePredictor, architecture_of
+
     card = {"format": FORMAT, "format_version": FORMAT_VERSION, "architecture": architecture_of(module),
             "input_schema": schema_signature(rest_face=isinstance(module, DeltaPredictor),
                                              relative=isinstance(module, RelativePredictor))}

@@ -22,7 +22,8 @@ its peak, or the labelled onset) to its apex; negatives are distractor videos (b
 head turn, neutral) and the rest frames before an expression. Frames after the apex are left out
 (the detector is disarmed then).
 
-Inference is numpy (standardization folded into the first layer): ~10 us per frame.
+Inference is numpy (standardization folded into the first layer): ~10 us per frame; torch is
+imported only to train (and for the torch reference path the tests compare with).
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, SchemaError
+from ..optional import require_torch
 from ..resources import data_path
 from ..schema import N_LANDMARKS, REGIONS
 
@@ -129,6 +131,19 @@ class ExpressionScorer:
 
     def probability(self, features: np.ndarray) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-self.logit(features)))
+
+    def logit_torch(self, features: np.ndarray) -> np.ndarray:
+        """:meth:`logit` through torch's Linear -> Tanh -> Linear (the trained module's layers) on
+        the same weights: the reference the tests hold the numpy path to ([train] extra)."""
+        torch = require_torch("the torch reference path of the detector scorer")
+        net = torch.nn.Sequential(torch.nn.Linear(self.spec.n_features, self.spec.hidden), torch.nn.Tanh(),
+                                  torch.nn.Linear(self.spec.hidden, 1))
+        with torch.no_grad():
+            net[0].weight.copy_(torch.from_numpy(self.w1.T.copy()))
+            net[0].bias.copy_(torch.from_numpy(self.b1))
+            net[2].weight.copy_(torch.from_numpy(self.w2[None].copy()))
+            net[2].bias.fill_(float(self.b2))
+            return net(torch.from_numpy(np.ascontiguousarray(features, np.float32)))[:, 0].numpy()
 
     # -- files
     def save(self, directory: str | Path, writer: Any = None) -> Path:
@@ -248,7 +263,7 @@ def train_scorer(sequences: Sequence[Any], spec: ScorerSpec | None = None, *, ep
     up to ``wander`` metric units, time scale ``wander_s``): real trackers' landmarks wander
     around a still face by several times their frame jitter, which synthetic people do not do.
     """
-    import torch
+    torch = require_torch("training the detector scorer")
     from torch import nn
     from tqdm import tqdm
 

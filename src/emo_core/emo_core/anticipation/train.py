@@ -22,6 +22,7 @@ from tqdm import tqdm
 
 from ..errors import InputError
 from .dataset import PeakWindows, eval_pairs, sample_pairs, split_per_participant
+from .evaluate import mae
 from .predictor import (DeltaPredictor, ExpressionPredictor, PaperPredictor, RelativePredictor, new_card,
                         rest_scale_np, rest_scale_torch)
 
@@ -72,11 +73,6 @@ class TrainResult:
     predictor: ExpressionPredictor
     history: list[dict[str, float]] = field(default_factory=list)
     best_epoch: int = 0
-
-
-def mae(pred: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """Per-sample mean absolute error over the 113x2 landmarks."""
-    return np.abs(pred.reshape(len(pred), -1) - target.reshape(len(target), -1)).mean(axis=1)
 
 
 def _make_module(config: TrainConfig) -> nn.Module:

@@ -21,11 +21,13 @@ on a busy 2-core machine a second BLAS thread made every call wait; see ``antici
 from __future__ import annotations
 
 import numpy as np
-import torch
 
+from ..optional import require_torch
 from .timing import BenchResult, interleaved, percentiles_ms, time_calls
 
 NAME = "anticipation"
+#: Its references (the paper's predictor and inverse networks in eager torch) need the [train] extra.
+NEEDS_TORCH = True
 
 
 def _sample(predictor) -> np.ndarray:
@@ -46,11 +48,15 @@ def run(quick: bool = False) -> BenchResult:
     from ..anticipation.blas import set_blas_threads
     from ..anticipation.config import load_anticipation_config
     from ..anticipation.detector import PeakActivationDetector
-    from ..anticipation.predictor import ExpressionPredictor, PaperPredictor
+    from ..anticipation.predictor import ExpressionPredictor
     from ..anticipation.retarget import Retargeter
     from ..selfmodel.inverse import InverseModel
-    from ..selfmodel.model import ArchConfig, InverseNet
+    from ..selfmodel.model import ArchConfig
     from ..twin import DigitalTwin
+
+    torch = require_torch("emo bench anticipation (the paper's torch networks)")
+    from ..anticipation.predictor_torch import PaperPredictor
+    from ..selfmodel.net import InverseNet
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)   # one sample: extra threads only add synchronization

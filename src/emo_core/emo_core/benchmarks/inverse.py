@@ -11,18 +11,23 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
 
+from ..optional import require_torch
 from ..selfmodel.inverse import InverseModel
-from ..selfmodel.model import N_IN, ArchConfig, InverseNet
+from ..selfmodel.model import N_IN, ArchConfig
 from ..twin import DigitalTwin
 from .timing import BenchResult, interleaved, percentiles_ms, time_calls
 
 NAME = "inverse"
+#: Its references (the shipped model and the paper's network in eager torch) need the [train] extra.
+NEEDS_TORCH = True
 N_BATCH = 10_000
 
 
 def run(quick: bool) -> BenchResult:
+    torch = require_torch("emo bench inverse (its torch references)")
+    from ..selfmodel.net import InverseNet
+
     model = InverseModel.load()
     twin = DigitalTwin(seed=0)
     rng = np.random.default_rng(0)
@@ -31,7 +36,7 @@ def run(quick: bool) -> BenchResult:
     paper = InverseNet(ArchConfig.paper()).eval()
     x_one = torch.as_tensor(face.reshape(1, N_IN))
 
-    def paper_eager() -> torch.Tensor:
+    def paper_eager() -> object:
         with torch.inference_mode():
             return paper(x_one)
 

@@ -44,15 +44,12 @@ def _frames() -> tuple[list[np.ndarray], float, dict]:
 
 def _measure(passes: int, max_faces: int = 1) -> dict[str, Any]:
     """Run in a fresh process: latency, fps, CPU and peak RSS of the pipeline on the clip."""
-    import torch
-
     from ..native import quiet_native_stderr
     from ..perception.extractor import ExtractorConfig, FaceLandmarkExtractor
     from ..pipeline import Mode, Stages
 
     from ..anticipation.blas import set_blas_threads
 
-    torch.set_num_threads(1)
     set_blas_threads(1)          # as the demo and the nodes run (anticipation/blas.py); a fresh process
     frames, fps, decode = _frames()
     stages = Stages.load()

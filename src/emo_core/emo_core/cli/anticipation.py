@@ -14,6 +14,7 @@ from ..atomic import atomic_write_json
 from ..errors import InputError
 from ..modeldir import ModelDirWriter
 from ._args import integer, number
+from ..optional import require_torch
 
 LOG = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def _clean(value: Any) -> Any:
 
 
 def _train(args: argparse.Namespace) -> int:
+    require_torch("emo train predictor")     # training is the one thing that needs the [train] extra
     from ..anticipation.dataset import build_windows, load_sequences
     from ..anticipation.train import TrainConfig, cross_validate, train_predictor
 

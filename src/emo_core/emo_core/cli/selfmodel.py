@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ._args import integer, number
+from ..optional import require_torch
 
 LOG = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def _open_robot(args: argparse.Namespace, constraints) -> _Closing:
 
 # ------------------------------------------------------------------------------------------- train
 def _train(args: argparse.Namespace) -> int:
+    require_torch("emo train inverse")       # training is the one thing that needs the [train] extra
     from ..selfmodel.training import TrainConfig, train_inverse
 
     cfg = TrainConfig(arch=args.arch, seed=args.seed, max_epochs=args.epochs, lr=args.lr,

@@ -4,6 +4,9 @@ A model directory holds ``model.safetensors`` (tensors only; never a pickle) and
 (architecture, input schema, command names, training data fingerprint, metrics, versions). Loading
 checks the card against this code's schema and the weights against the card, and refuses any
 mismatch with a :class:`~emo_core.errors.SchemaError` that says what differs.
+
+Inference is numpy only (:class:`~emo_core.selfmodel.model.FastInverse` on the weights' tensors);
+the torch module is built only for training, saving and the torch reference path ([train] extra).
 """
 from __future__ import annotations
 
@@ -15,16 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file
+from safetensors.numpy import load_file
 
 from .. import __version__
 from ..datasets.babbling import landmark_schema
 from ..errors import InputError, SchemaError
+from ..optional import require_torch
 from ..resources import data_path
 from ..schema import COMMAND_NAMES, N_LANDMARKS
-from .model import N_IN, ArchConfig, FastInverse, InverseNet
+from .model import N_IN, ArchConfig, FastInverse, state_shapes
 
 LOG = logging.getLogger(__name__)
 
@@ -42,18 +45,42 @@ def default_model_dir() -> Path:
 
 @dataclass
 class InverseModel:
-    """A trained inverse model: ``predict(landmarks) -> commands`` in [0, 1]."""
+    """A trained inverse model: ``predict(landmarks) -> commands`` in [0, 1].
 
-    net: InverseNet
+    Built from a trained torch ``net`` (training) or from the weights file's tensors ``state`` and
+    the card's architecture (:meth:`load`); either way inference runs in numpy, and a loaded
+    model builds its torch module only when :meth:`torch_net` is asked for.
+    """
+
+    net: Any | None = None                   # the torch InverseNet, when there is one
     card: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
-        self.net.eval()
-        self._fast = FastInverse(self.net)
+        if self.net is not None:
+            self.net.eval()
+            self.state = {k: v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+            self._arch = self.net.arch
+        elif self.state is not None:
+            self._arch = ArchConfig.from_dict(self.card.get("architecture", {}))
+        else:
+            raise InputError("InverseModel needs a torch net or the weights' tensors")
+        self._fast = FastInverse(self.state, self._arch)
 
     @property
     def arch(self) -> ArchConfig:
-        return self.net.arch
+        return self._arch
+
+    def torch_net(self) -> Any:
+        """The torch module (built from the weights on first use; needs the [train] extra)."""
+        if self.net is None:
+            torch = require_torch("the torch inverse model (reference path)")
+            from .net import InverseNet
+
+            net = InverseNet(self._arch)
+            net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state.items()}, strict=True)
+            self.net = net.eval()
+        return self.net
 
     # ------------------------------------------------------------------ inference
     def predict(self, landmarks: np.ndarray) -> np.ndarray:
@@ -77,19 +104,23 @@ class InverseModel:
 
     def predict_torch(self, landmarks: np.ndarray) -> np.ndarray:
         """The same prediction through the torch module (reference for the numpy fast path)."""
+        torch = require_torch("the torch reference path")
+        net = self.torch_net()
         x = torch.as_tensor(np.asarray(landmarks, np.float32).reshape(-1, N_IN))
         with torch.inference_mode():
-            out = self.net(x).numpy()
+            out = net(x).numpy()
         return out[0] if np.asarray(landmarks).ndim == 2 else out
 
     # ------------------------------------------------------------------ files
     def save(self, model_dir: str | Path) -> Path:
         """Write ``model.safetensors`` and ``card.json`` as one whole directory (emo_core.modeldir:
         staged, fsynced, swapped in atomically; the card lists the weights' checksum)."""
+        torch = require_torch("saving an inverse model")
         from safetensors.torch import save as to_bytes
 
         from ..modeldir import MANIFEST_KEY, ModelDirWriter, sha256_bytes
 
+        self.torch_net()
         model_dir = Path(model_dir)
         tensors = {k: v.detach().contiguous().clone() for k, v in self.net.state_dict().items()}
         weights = to_bytes(tensors, metadata={"format": CARD_FORMAT})
@@ -122,13 +153,20 @@ class InverseModel:
             tensors = load_file(str(weights))
         except (SafetensorError, OSError, ValueError) as exc:
             raise SchemaError(f"{weights}: unreadable safetensors file: {exc}") from exc
-        net = InverseNet(arch)
-        try:
-            net.load_state_dict(tensors, strict=True)
-        except RuntimeError as exc:
-            first = str(exc).splitlines()[0] if str(exc) else "tensor mismatch"
-            raise SchemaError(f"{weights} does not fit the {arch.name} architecture in its card: {first}") from exc
-        return cls(net=net, card=card)
+        _check_state(tensors, arch, weights)
+        return cls(card=card, state=tensors)
+
+
+def _check_state(tensors: dict[str, np.ndarray], arch: ArchConfig, weights: Path) -> None:
+    """SchemaError unless the file holds exactly the tensors (names, shapes) of ``arch``."""
+    expected = state_shapes(arch)
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(tensors) if tuple(tensors[k].shape) != expected[k])
+    if missing or extra or wrong:
+        first = (f"missing {missing[0]}" if missing else f"unexpected {extra[0]}" if extra
+                 else f"{wrong[0]} is {tuple(tensors[wrong[0]].shape)}, expected {expected[wrong[0]]}")
+        raise SchemaError(f"{weights} does not fit the {arch.name} architecture in its card: {first}")
 
 
 def _schema_card(arch: ArchConfig) -> dict[str, Any]:

@@ -13,18 +13,20 @@ Two architectures (see docs/inverse.md for measured results):
 Either may standardize its input ((x - mean) / scale, stored in the model, so callers always
 pass raw robot-space landmarks); the measured default is the paper's raw input. For inference an exported numpy path folds the standardization and every
 BatchNorm into the linear layers and runs a few float32 matmuls (:class:`FastInverse`), which is
-what :class:`InverseModel` uses; it matches the torch module to ~1e-6.
+what :class:`InverseModel` uses; it matches the torch module to ~1e-6. It is built from the
+weights' tensors alone, so inference needs no torch: the torch module (:class:`InverseNet`, for
+training and the reference path) lives in ``net.py`` and is importable from here as before.
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
-import torch
 from scipy.special import expit
-from torch import nn
 
 from ..errors import SchemaError
+from ..optional import require_torch
 from ..schema import LOWER, N_COMMANDS, N_LANDMARKS, UPPER, UPPER_COMMANDS
 
 ARCHITECTURES = ("paper", "split")
@@ -33,6 +35,19 @@ N_UPPER_CMD = len(UPPER_COMMANDS)
 #: Flattened input columns (x, y interleaved per landmark) of each half.
 UPPER_COLS = np.arange(UPPER.start * 2, UPPER.stop * 2)
 LOWER_COLS = np.arange(LOWER.start * 2, LOWER.stop * 2)
+#: BatchNorm epsilon of the torch module (torch's default), folded into the numpy path.
+BN_EPS = 1e-5
+
+
+def __getattr__(name: str) -> Any:
+    # The torch module stays importable from here (``from .model import InverseNet``) without
+    # importing torch for everyone who imports this module.
+    if name == "InverseNet":
+        require_torch("the torch inverse model (InverseNet)")
+        from .net import InverseNet
+
+        return InverseNet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -75,43 +90,6 @@ class ArchConfig:
             raise SchemaError(f"model card architecture is malformed: {exc}") from exc
 
 
-def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, batch_norm: bool) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(n_in, width), nn.ReLU()]
-        if batch_norm:
-            layers.append(nn.BatchNorm1d(width))  # the paper's order: FC -> ReLU -> BN
-        n_in = width
-    layers += [nn.Linear(n_in, n_out), nn.Sigmoid()]
-    return nn.Sequential(*layers)
-
-
-class InverseNet(nn.Module):
-    """Torch module for either architecture; input (N, 226) raw landmarks, output (N, 11) in [0, 1]."""
-
-    def __init__(self, arch: ArchConfig) -> None:
-        super().__init__()
-        self.arch = arch
-        self.register_buffer("input_mean", torch.zeros(N_IN))
-        self.register_buffer("input_scale", torch.ones(N_IN))
-        if arch.name == "paper":
-            self.body = _mlp(N_IN, arch.hidden, N_COMMANDS, batch_norm=True)
-        else:
-            self.upper = _mlp(len(UPPER_COLS), arch.hidden, N_UPPER_CMD, batch_norm=arch.batch_norm)
-            self.lower = _mlp(len(LOWER_COLS), arch.hidden, N_COMMANDS - N_UPPER_CMD, batch_norm=arch.batch_norm)
-
-    def set_normalization(self, mean: np.ndarray, scale: np.ndarray) -> None:
-        self.input_mean.copy_(torch.as_tensor(np.asarray(mean, np.float32)))
-        self.input_scale.copy_(torch.as_tensor(np.asarray(scale, np.float32)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = (x - self.input_mean) / self.input_scale
-        if self.arch.name == "paper":
-            return self.body(z)
-        return torch.cat([self.upper(z[:, UPPER_COLS[0]:UPPER_COLS[-1] + 1]),
-                          self.lower(z[:, LOWER_COLS[0]:LOWER_COLS[-1] + 1])], dim=1)
-
-
 # ------------------------------------------------------------------------------------ numpy export
 @dataclass
 class _Branch:
@@ -122,15 +100,55 @@ class _Branch:
     biases: list[np.ndarray] = field(default_factory=list)
 
 
-def _export_branch(seq: nn.Sequential, cols: np.ndarray, mean: np.ndarray, scale: np.ndarray) -> _Branch:
+def _layers(prefix: str, arch: ArchConfig) -> list[tuple[str, str]]:
+    """(kind, state-dict prefix) of one branch's layers, in the torch module's Sequential order:
+    Linear, ReLU[, BatchNorm] per hidden width, then the output Linear (and its sigmoid)."""
+    layers, index = [], 0
+    for _ in arch.hidden:
+        layers.append(("linear", f"{prefix}.{index}"))
+        index += 2                                   # the Linear and its ReLU
+        if arch.batch_norm:
+            layers.append(("bn", f"{prefix}.{index}"))
+            index += 1
+    layers.append(("linear", f"{prefix}.{index}"))
+    return layers
+
+
+def branch_prefixes(arch: ArchConfig) -> list[tuple[str, np.ndarray, int]]:
+    """(state-dict prefix, input columns, output count) of each branch of ``arch``."""
+    if arch.name == "paper":
+        return [("body", np.arange(N_IN), N_COMMANDS)]
+    return [("upper", UPPER_COLS, N_UPPER_CMD), ("lower", LOWER_COLS, N_COMMANDS - N_UPPER_CMD)]
+
+
+def state_shapes(arch: ArchConfig) -> dict[str, tuple[int, ...]]:
+    """The tensors (name -> shape) of an :class:`InverseNet` of ``arch``: what a weights file must
+    hold (the tests check it equals the torch module's ``state_dict``)."""
+    shapes: dict[str, tuple[int, ...]] = {"input_mean": (N_IN,), "input_scale": (N_IN,)}
+    for prefix, cols, n_out in branch_prefixes(arch):
+        widths = [len(cols), *arch.hidden, n_out]
+        k = 0
+        for kind, name in _layers(prefix, arch):
+            if kind == "linear":
+                shapes[f"{name}.weight"], shapes[f"{name}.bias"] = (widths[k + 1], widths[k]), (widths[k + 1],)
+                k += 1
+            else:
+                for key in ("weight", "bias", "running_mean", "running_var"):
+                    shapes[f"{name}.{key}"] = (widths[k],)
+                shapes[f"{name}.num_batches_tracked"] = ()
+    return shapes
+
+
+def _export_branch(sd: dict[str, np.ndarray], prefix: str, arch: ArchConfig, cols: np.ndarray,
+                   mean: np.ndarray, scale: np.ndarray) -> _Branch:
     """Fold the input standardization and each (ReLU ->) BatchNorm into the linear layers (float64)."""
     branch = _Branch(cols=cols)
     pending_affine: tuple[np.ndarray, np.ndarray] | None = None  # y -> a * y + c from a BatchNorm
     first = True
-    for module in seq:
-        if isinstance(module, nn.Linear):
-            w = module.weight.detach().double().numpy().copy()     # (out, in)
-            b = module.bias.detach().double().numpy().copy()
+    for kind, name in _layers(prefix, arch):
+        if kind == "linear":
+            w = sd[f"{name}.weight"].astype(np.float64)     # (out, in)
+            b = sd[f"{name}.bias"].astype(np.float64)
             if first:
                 # W ((x - m) / s) + b = (W / s) x + (b - W (m / s))
                 b = b - w @ (mean / scale)
@@ -143,16 +161,17 @@ def _export_branch(seq: nn.Sequential, cols: np.ndarray, mean: np.ndarray, scale
                 pending_affine = None
             branch.weights.append(w.T)
             branch.biases.append(b)
-        elif isinstance(module, nn.BatchNorm1d):
-            inv = 1.0 / np.sqrt(module.running_var.detach().double().numpy() + module.eps)
-            a = module.weight.detach().double().numpy() * inv
-            c = module.bias.detach().double().numpy() - module.running_mean.detach().double().numpy() * a
+        else:
+            inv = 1.0 / np.sqrt(sd[f"{name}.running_var"].astype(np.float64) + BN_EPS)
+            a = sd[f"{name}.weight"].astype(np.float64) * inv
+            c = sd[f"{name}.bias"].astype(np.float64) - sd[f"{name}.running_mean"].astype(np.float64) * a
             pending_affine = (a, c)
     return branch
 
 
 class FastInverse:
-    """The exported float32 numpy forward pass of an :class:`InverseNet` (eval mode).
+    """The exported float32 numpy forward pass of an :class:`InverseNet` (eval mode), built from
+    its ``state_dict`` tensors as numpy arrays (the weights file) and its architecture.
 
     A single face costs ~10 numpy calls whatever the architecture, because per-call overhead, not
     arithmetic, dominates at this size:
@@ -165,16 +184,12 @@ class FastInverse:
     * the sigmoid is one ufunc (``scipy.special.expit``).
     """
 
-    def __init__(self, net: InverseNet) -> None:
-        mean = net.input_mean.detach().double().numpy()
-        scale = net.input_scale.detach().double().numpy()
-        if net.arch.name == "paper":
-            cols = [np.arange(N_IN)]
-            branches = [_export_branch(net.body, cols[0], mean, scale)]
-        else:
-            cols = [UPPER_COLS, LOWER_COLS]
-            branches = [_export_branch(net.upper, UPPER_COLS, mean[UPPER_COLS], scale[UPPER_COLS]),
-                        _export_branch(net.lower, LOWER_COLS, mean[LOWER_COLS], scale[LOWER_COLS])]
+    def __init__(self, state: dict[str, np.ndarray], arch: ArchConfig) -> None:
+        mean = np.asarray(state["input_mean"], np.float64)
+        scale = np.asarray(state["input_scale"], np.float64)
+        prefixes = branch_prefixes(arch)
+        cols = [c for _, c, _ in prefixes]
+        branches = [_export_branch(state, prefix, arch, c, mean[c], scale[c]) for prefix, c, _ in prefixes]
         n_b, width = len(cols), max(len(c) for c in cols)
         self.index = np.zeros((n_b, width), dtype=np.intp)
         h1 = branches[0].weights[0].shape[1]
