@@ -383,7 +383,7 @@ def test_json_numbers_stay_valid_json(assets, tmp_path, capsys) -> None:
 
 def test_a_diverged_training_is_refused_not_saved() -> None:
     """--lr is bounded, but a run can still blow up: NaN weights are an error, never a saved model."""
-    import torch
+    torch = pytest.importorskip("torch")          # training needs the [train] extra
 
     from emo_core.cli.anticipation import _refuse_diverged
     from emo_core.errors import InputError
