@@ -304,7 +304,7 @@ def _mouth(lift: float, aperture: float) -> np.ndarray:
 
 def test_swings_count_reversals_larger_than_the_amplitude():
     from collections import deque
-    from emo_core.anticipation.detector import _swings
+    from emo_core.anticipation.detector import swings as _swings
     assert _swings(deque([0.0, 0.1, 0.2, 0.1, 0.0]), 0.05) == 1          # one open-close
     assert _swings(deque([0.0, 0.2, 0.0, 0.2, 0.0, 0.2]), 0.05) == 4     # talking
     assert _swings(deque([0.0, 0.02, 0.0, 0.02, 0.0]), 0.05) == 0        # jitter below the amplitude

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emo_core.anticipation.detector import swings
 from emo_core.pipeline.detector_eval import TrackRun, detector_figures
 from emo_core.pipeline.video_eval import load_track
 from emo_core.schema import REGIONS, canonical_position
@@ -57,26 +58,6 @@ def _slog(x: np.ndarray) -> np.ndarray:
     return np.sign(x) * np.log1p(np.abs(x))
 
 
-def _swings(a: np.ndarray, amplitude: float) -> int:
-    lo = hi = a[0]
-    direction = count = 0
-    for v in a[1:]:
-        if direction >= 0:
-            if v > hi:
-                hi = v
-            elif hi - v > amplitude:
-                count += direction > 0
-                direction, lo = -1, v
-                continue
-        if direction <= 0:
-            if v < lo:
-                lo = v
-            elif v - lo > amplitude:
-                count += direction < 0
-                direction, hi = 1, v
-    return count
-
-
 def features(track: dict[str, np.ndarray]) -> np.ndarray:
     xy = _ffill(track["metric"][:, :, :2].astype(np.float64))
     sm = xy.copy()
@@ -104,7 +85,7 @@ def features(track: dict[str, np.ndarray]) -> np.ndarray:
     base = np.array([np.median(sm[max(0, t - 30):max(1, t - 9)], axis=0) for t in range(n)])
     cols.append(_slog(np.sqrt(((sm[:, ACTIVE] - base[:, ACTIVE]) ** 2).sum(-1).mean(-1)) / sig))
     jump = np.r_[0.0, np.abs(np.diff(aperture))]
-    cols.append(np.array([_swings(aperture[max(0, t - 29):t + 1],
+    cols.append(np.array([swings(aperture[max(0, t - 29):t + 1],
                                   max(0.02, 3 * float(np.median(jump[max(1, t - 150):t + 1])) if t else 0.02))
                           for t in range(n)]) / 3.0)
     cols.append(_slog(np.array([jump[max(0, t - 29):t + 1].sum() for t in range(n)]) / sig / 10))

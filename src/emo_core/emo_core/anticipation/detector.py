@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from enum import Enum
 from typing import Any
@@ -308,7 +309,7 @@ class PeakActivationDetector:
                 self._aperture_jitter = float(np.median(self._aperture_steps)) if self._aperture_steps else 0.0
             amplitude = max(amplitude, c.talk_relative * self._aperture_jitter)
         self._aperture.append(aperture)
-        self.talking = _swings(self._aperture, amplitude) >= c.talk_swings
+        self.talking = swings(self._aperture, amplitude) >= c.talk_swings
 
     def _track_still(self, motion: float) -> None:
         """Rest face and noise level from the still frames of the last ``rest_window`` frames."""
@@ -469,7 +470,7 @@ class PeakActivationDetector:
 _LIP_TOP, _LIP_BOTTOM = canonical_position(13), canonical_position(14)   # inner lip centres
 
 
-def _swings(values: deque[float], amplitude: float) -> int:
+def swings(values: Iterable[float], amplitude: float) -> int:
     """Reversals of direction by more than ``amplitude`` in ``values`` (zigzag with hysteresis)."""
     it = iter(values)
     lo = hi = next(it, 0.0)
