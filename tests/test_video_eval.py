@@ -3,7 +3,6 @@ against the recordings' own landmarks; the real-face set's manifest, sidecars an
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import subprocess

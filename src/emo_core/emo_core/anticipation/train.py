@@ -24,7 +24,7 @@ from ..errors import InputError
 from .dataset import PeakWindows, eval_pairs, sample_pairs, split_per_participant
 from .evaluate import mae
 from .predictor import (DeltaPredictor, ExpressionPredictor, PaperPredictor, RelativePredictor, new_card,
-                        rest_scale_np, rest_scale_torch)
+                        rest_scale_torch)
 
 LOG = logging.getLogger(__name__)
 

@@ -6,9 +6,14 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from ._args import integer, number
+
+if TYPE_CHECKING:       # annotations only: the pipeline and gaze modules load when a demo runs
+    from ..pipeline.core import PipelineConfig
+    from ..pipeline.gaze_demo import GazeDemoConfig
 
 LOG = logging.getLogger(__name__)
 

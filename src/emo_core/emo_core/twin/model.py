@@ -306,7 +306,7 @@ class DigitalTwin:
     # ------------------------------------------------------------------ lower face
     def _lower(self, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """x, y planes (61, N) of the lower face from the 7 lower commands."""
-        cfg, lips = self.config, self.config.lips
+        lips = self.config.lips
         resp = self._side_response(c, _LOWER_K)                                  # (7, 2, N)
         gx, gy = self._lower_half.displace(resp)
         # Work on full-height (113, N) planes so topology indices stay canonical; upper rows unused.
