@@ -92,7 +92,7 @@ def register(registry) -> None:
     p.add_argument("--check", action="store_true", help="only compare with the bundled template")
     p = registry.command("bundled demo-clip", "remake the bundled demo clip", _demo_clip)
     p.add_argument("--out", default=None, help="default: the package's data/demo_clip.mp4")
-    p.add_argument("--seed", type=integer(), default=None, help="default: people.demo.DEMO_SEED")
+    p.add_argument("--seed", type=integer(0), default=None, help="default: people.demo.DEMO_SEED")
     p = registry.command("bundled check-clips", "check generated clips against their ground truth (MediaPipe)",
                          _check_clips)
     p.add_argument("videos", nargs="+", help="clip .mp4 files with their .json beside them")
