@@ -328,6 +328,17 @@ CASES: list[tuple[str, str]] = [
     ("sim-clip/size-huge", "sim clip --expression smile --size 100000 --out {out}.mp4"),
     ("sim-clip/out-proc", "sim clip --expression smile --out {proc}.mp4 --seconds 1 --quiet"),
     ("sim-clip/out-under-file", "sim clip --expression smile --out {under_file}.mp4 --seconds 1 --quiet"),
+    # --- bundled data (regenerators; the MediaPipe steps are never reached)
+    ("bundled-twin-config/stored-binary", "bundled twin-config --from-stored --check --out {yaml_binary}"),
+    ("bundled-twin-config/out-onto-dir", "bundled twin-config --from-stored --out {dir}"),
+    ("bundled-twin-config/out-proc", "bundled twin-config --from-stored --out {proc}"),
+    ("bundled-face-template/photo-missing", "bundled face-template --photo {missing} --check"),
+    ("bundled-face-template/photo-dir", "bundled face-template --photo {dir} --check"),
+    ("bundled-demo-clip/seed-negative", "bundled demo-clip --seed -1 --out {out}.mp4"),
+    ("bundled-demo-clip/out-proc", "bundled demo-clip --out {proc}.mp4"),
+    ("bundled-check-clips/missing", "bundled check-clips {missing}"),
+    ("bundled-check-clips/dir", "bundled check-clips {dir}"),
+    ("bundled-anchor-template/unknown-flag", "bundled anchor-template --check --bogus"),
     # --- the command line itself
     ("cli/unknown-command", "nosuch"),
     ("cli/unknown-flag", "demo --no-such-flag"),

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 
 from emo_core.cli import main as emo_main
+from emo_core.cli.dataset import dataset_from_bags
 from emo_core.datasets.babbling import BabblingDataset
-from emo_core.datasets.bags import (BagTopics, babble_samples, bag_storage, dataset_from_bags, detect_kind,
+from emo_core.datasets.bags import (BagTopics, babble_samples, bag_storage, detect_kind,
                                     human_sequences, infer_mode, write_bag)
 from emo_core.datasets.human import HumanSequenceDataset
 from emo_core.errors import InputError
@@ -292,7 +293,7 @@ def test_errors_are_one_clear_line(tmp_path, store, human_frames, capsys):
     with pytest.raises(InputError, match="not empty"):
         (tmp_path / "full").mkdir()
         (tmp_path / "full" / "x").write_text("x")
-        from emo_core.datasets.bags import babbling_dataset
+        from emo_core.selfmodel.bags import babbling_dataset
         babbling_dataset([bag], tmp_path / "full")
 
 

@@ -11,7 +11,6 @@ from emo_core.resources import config_path
 from emo_core.schema import COMMAND_NAMES, N_LANDMARKS, REGIONS, Space
 from emo_core.twin import DigitalTwin, load_twin_config, render_face
 from emo_core.twin import topology as topo
-from emo_core.twin.build_config import main as build_main
 
 K = {name: i for i, name in enumerate(COMMAND_NAMES)}
 LEFT_CORNER, RIGHT_CORNER = topo.LIP_INNER_CORNERS[1], topo.LIP_INNER_CORNERS[0]
@@ -279,7 +278,7 @@ def test_motion_range(twin):
 
 # ------------------------------------------------------------------ config
 def test_config_file_is_up_to_date_with_its_generator():
-    assert build_main(["--from-stored", "--check", "--out", str(config_path("face_twin.yaml"))]) == 0
+    assert main(["bundled", "twin-config", "--from-stored", "--check", "--out", str(config_path("face_twin.yaml"))]) == 0
 
 
 def test_config_errors(tmp_path):

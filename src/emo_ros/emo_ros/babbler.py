@@ -20,7 +20,7 @@ from rclpy.node import Node
 
 from emo_core.commands import FaceCommand, Source
 from emo_core.conversions import command_to_msg, joint_state_to_commands, make_header, msg_points, stamp_to_seconds
-from emo_core.datasets.bags import ros_robot_description
+from emo_core.selfmodel.hardware import ros_robot_description
 from emo_core.errors import ConfigError, EmoError
 from emo_core.pacing import wait_until
 from emo_core.schema import COMMAND_NAMES

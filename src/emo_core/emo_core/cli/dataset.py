@@ -10,10 +10,40 @@ No ROS needed: bags are read with rosbags and the project's message definitions 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from ..datasets.bags import BagTopics, dataset_from_bags
+from ..datasets.bags import BagReport, BagTopics, detect_kind, human_dataset
+from ..errors import InputError
 from ._args import integer, number
+
+
+def dataset_from_bags(paths: Sequence[str | Path], out: str | Path, kind: str = "auto", **options: Any) -> BagReport:
+    """Detect the kind of the bags (unless given) and convert them: babbling runs with
+    ``selfmodel.bags.babbling_dataset``, human sessions with ``datasets.bags.human_dataset``.
+    (Here, above both, so that datasets need not import selfmodel.)"""
+    if not paths:
+        raise InputError("no bag given")
+    seen: dict[Path, str] = {}
+    for path in paths:
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            # The same recording twice would enter the dataset twice: duplicate samples, not more data.
+            raise InputError(f"bag {path} is given twice (also as {seen[resolved]})")
+        seen[resolved] = str(path)
+    topics = options.pop("topics", BagTopics())
+    kind = detect_kind(paths, topics) if kind == "auto" else kind
+    if kind == "babbling":
+        keep = {k: v for k, v in options.items() if k in ("mode", "seed", "robot_id", "robot_face", "twin_config",
+                                                          "babbling_config", "servo_config", "chunk_size")}
+        from ..selfmodel.bags import babbling_dataset
+
+        return babbling_dataset(paths, out, topics, **keep)
+    if kind == "human":
+        keep = {k: v for k, v in options.items() if k in ("subject", "label", "max_gap_s")}
+        return human_dataset(paths, out, topics, **keep)
+    raise InputError(f"unknown dataset kind {kind!r}; use auto, babbling or human")
 
 
 def _from_bag(args: argparse.Namespace) -> int:

@@ -20,6 +20,10 @@
 Times are the messages' header stamps (the camera frame for landmarks), not the bag's receive
 times. Messages are decoded by the same message layer the nodes use (``emo_core.conversions``).
 :func:`write_bag` writes bags in either storage for tests and tools.
+
+The babbling dataset's manifest needs the self-model's constraint config and robot description, so
+the last step -- samples to a dataset directory -- is ``emo_core.selfmodel.bags.babbling_dataset``
+(datasets never imports selfmodel); ``emo dataset from-bag`` (``cli/dataset.py``) picks the kind.
 """
 from __future__ import annotations
 
@@ -36,7 +40,6 @@ from ..conversions import SOURCE_TO_MSG, joint_state_to_commands, msg_points, st
 from ..errors import InputError, SchemaError
 from ..messages import emo_typestore
 from ..schema import COMMAND_NAMES, LOWER_COMMANDS, N_LANDMARKS, UPPER_COMMANDS, Space
-from .babbling import BabblingDataset, BabblingHeader, BabblingWriter
 from .human import HumanSequence, HumanSequenceDataset
 
 LOG = logging.getLogger(__name__)
@@ -306,96 +309,12 @@ def _present(joints: list[Any], joint_t: np.ndarray, t: float, table: Any) -> np
         raise InputError(f"{exc} at {joint_t[j]:.3f} s (recorded with another servo table?)") from None
 
 
-def ros_robot_description(table: Any, robot_id: str = "emo", twin: Any = None) -> dict[str, Any]:
-    """The manifest's ``robot`` for babbling through the ROS graph (the ``babbler`` node and bags of
-    it): like ``selfmodel.hardware.ServoRobot``, ``config_hash`` identifies the face the data shows --
-    the digital twin's configuration in sim (``twin``), else the servo table (a camera watched the
-    real face)."""
-    from ..selfmodel.hardware import servo_table_hash
-    from ..selfmodel.robot import twin_config_hash
-
-    table_hash = servo_table_hash(table)
-    info: dict[str, Any] = {"kind": "ros", "robot_id": str(robot_id), "servo_table_hash": table_hash,
-                            "config_hash": table_hash}
-    if twin is not None:
-        info.update(config_hash=twin_config_hash(twin), face="twin")
-    return info
-
-
 def infer_mode(samples: Sequence[BabbleSample], calm: np.ndarray, tolerance: float = 1e-4) -> str:
     """"upper", "lower" or "full": which commands left the calm face in the run."""
     moved = np.any(np.abs(np.stack([s.commands for s in samples]) - calm) > tolerance, axis=0)
     upper = moved[[COMMAND_NAMES.index(n) for n in UPPER_COMMANDS]].any()
     lower = moved[[COMMAND_NAMES.index(n) for n in LOWER_COMMANDS]].any()
     return "upper" if upper and not lower else "lower" if lower and not upper else "full"
-
-
-def babbling_dataset(paths: Sequence[str | Path], out: str | Path, topics: BagTopics = BagTopics(),
-                     mode: str | None = None, seed: int = 0, robot_id: str = "emo", robot_face: str = "twin",
-                     twin_config: str | Path | None = None, babbling_config: str | Path | None = None,
-                     servo_config: str | Path | None = None, chunk_size: int = 100) -> BagReport:
-    """Babbling bags -> a babbling dataset directory ``out`` (which must be new or empty).
-
-    The manifest records what the ``babbler`` node records (:func:`ros_robot_description`, the servo
-    table's home face as the calm face, the constraint config), so the dataset is the one the node
-    would have written. ``robot_face``: "twin" (sim; ``twin_config`` identifies it) or "camera".
-    """
-    from ..selfmodel.constraints import ConstraintConfig
-    from ..servo.table import ServoTable
-    from ..twin import DigitalTwin
-
-    if robot_face not in ("twin", "camera"):
-        raise InputError(f"robot_face must be 'twin' or 'camera', got {robot_face!r}")
-
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"{out} exists and is not empty; choose a new --out directory")
-    constraints = ConstraintConfig.from_yaml(babbling_config)
-    table = ServoTable.load(servo_config)
-    report = BagReport(kind="babbling", out=out)
-    samples: list[BabbleSample] = []
-    for path in paths:
-        found, skipped = babble_samples(path, topics, constraints.settle.settle_time, table)
-        samples += found
-        report.skipped += skipped
-        report.bags.append(str(path))
-        report.storages.append(bag_storage(path))
-    if not samples:
-        raise InputError("no babbling pose could be paired with a robot face")
-    calm = table.home_commands()
-    mode = mode or infer_mode(samples, calm)
-    twin = DigitalTwin(twin_config) if robot_face == "twin" else None
-    header = BabblingHeader(mode=mode, seed=seed, robot=ros_robot_description(table, robot_id, twin),
-                            calm_commands=[float(v) for v in calm], constraints=constraints.to_dict(),
-                            constraints_fingerprint=constraints.fingerprint(), chunk_size=chunk_size)
-    with BabblingWriter(out, header, flush_every=chunk_size) as writer:
-        for s in samples:
-            writer.append(s.commands, s.present, s.landmarks, s.settled)
-    report.samples = BabblingDataset.open(out).n_samples
-    return report
-
-
-def dataset_from_bags(paths: Sequence[str | Path], out: str | Path, kind: str = "auto", **options: Any) -> BagReport:
-    """The CLI's entry: detect the kind (unless given) and convert."""
-    if not paths:
-        raise InputError("no bag given")
-    seen: dict[Path, str] = {}
-    for path in paths:
-        resolved = Path(path).resolve()
-        if resolved in seen:
-            # The same recording twice would enter the dataset twice: duplicate samples, not more data.
-            raise InputError(f"bag {path} is given twice (also as {seen[resolved]})")
-        seen[resolved] = str(path)
-    topics = options.pop("topics", BagTopics())
-    kind = detect_kind(paths, topics) if kind == "auto" else kind
-    if kind == "babbling":
-        keep = {k: v for k, v in options.items() if k in ("mode", "seed", "robot_id", "robot_face", "twin_config",
-                                                          "babbling_config", "servo_config", "chunk_size")}
-        return babbling_dataset(paths, out, topics, **keep)
-    if kind == "human":
-        keep = {k: v for k, v in options.items() if k in ("subject", "label", "max_gap_s")}
-        return human_dataset(paths, out, topics, **keep)
-    raise InputError(f"unknown dataset kind {kind!r}; use auto, babbling or human")
 
 
 # ------------------------------------------------------------------------------------- writing

@@ -1,15 +1,13 @@
 """Check a clip against its ground truth with the real extractor.
 
-``python -m emo_core.people.check clip.mp4 [clip2.mp4 ...]`` runs Face Mesh (video mode) on each
+``emo bundled check-clips clip.mp4 [clip2.mp4 ...]`` runs Face Mesh (video mode) on each
 clip, computes the paper's distance-to-rest curve (rest = mean of the first 5 frames, Savitzky-Golay
 smoothing) and prints the recovered apex next to the true one from ``clip.json``. Frames near the
 clip's blinks are left out of the search: a blink moves the landmarks more than a smile does.
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from pathlib import Path
 
 import cv2
@@ -82,21 +80,3 @@ def check_clip(video: str | Path) -> dict:
     found = recovered_apex(metric, truth.get("blink_frames", []))
     return {"video": str(video), "expression": truth.get("expression"), "apex_frame": apex,
             "recovered_apex": found, "error_frames": found - apex, "corner_shift_at_apex": corners}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="check clips against their ground truth with MediaPipe")
-    parser.add_argument("videos", nargs="+")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
-    errors = []
-    for video in args.videos:
-        result = check_clip(video)
-        errors.append(result["error_frames"])
-        print(result)
-    print(f"|error| <= 3 frames: {np.mean(np.abs(errors) <= 3):.2f}, mean |error| {np.mean(np.abs(errors)):.2f}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

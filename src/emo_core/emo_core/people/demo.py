@@ -3,13 +3,11 @@
 A real photo (the astronaut) at rest, then a smile: subtle onset, apex (0.77 s after the onset),
 a short relaxing hold, the return to rest and two blinks at rest. ``emo demo`` runs the pipeline on it and
 compares the robot's apex with the human apex from the JSON. Regenerate with
-``python -m emo_core.people.demo`` (deterministic for a given seed and library versions).
+``emo bundled demo-clip`` (deterministic for a given seed and library versions).
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from pathlib import Path
 
 from ..resources import data_path
@@ -38,18 +36,3 @@ def make_demo_clip(out: str | Path | None = None, seed: int = DEMO_SEED) -> Clip
     if size > MAX_BYTES:
         LOG.warning("demo clip is %.1f MB, over the %.0f MB budget", size / 2 ** 20, MAX_BYTES / 2 ** 20)
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="remake the bundled demo clip")
-    parser.add_argument("--out", default=None, help="default: the package's data/demo_clip.mp4")
-    parser.add_argument("--seed", type=int, default=DEMO_SEED)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    result = make_demo_clip(args.out, args.seed)
-    print(f"{result.video} ({result.n_frames} frames, onset {result.onset_frame}, apex {result.apex_frame})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Frontal anchor template of the pose normalization (generated; do not edit).
 
-Regenerate with ``python -m emo_core.perception.anchor_template``; rows follow
+Regenerate with ``emo bundled anchor-template``; rows follow
 ``pose.ANCHORS`` (right anchors, left anchors, midline).
 """
 import numpy as np

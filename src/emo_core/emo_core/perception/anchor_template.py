@@ -1,6 +1,6 @@
 """Build the frontal anchor template of the pose normalization (see pose.py) from a real photo.
 
-``python -m emo_core.perception.anchor_template`` runs MediaPipe on the head crop of scikit-image's
+``emo bundled anchor-template`` runs MediaPipe on the head crop of scikit-image's
 astronaut portrait (a nearly frontal face: yaw ~0.5 deg, roll ~3 deg), puts the anchors in a
 frontal frame (x along the mirror pairs, y = image down made orthogonal to x, z = x cross y;
 origin between the outer eye corners; unit = half their distance), makes the template exactly
@@ -8,14 +8,18 @@ mirror-symmetric, and rewrites ``_anchor_template.py``. ``--check`` only compare
 """
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from .pose import ANCHOR_LEFT, ANCHOR_MIDLINE, ANCHOR_RIGHT, EYE_OUTER, to_isotropic_pixels
+from .pose import (
+    ANCHOR_LEFT,
+    ANCHOR_MIDLINE,
+    ANCHOR_RIGHT,
+    EYE_OUTER,
+    to_isotropic_pixels,
+)
 
 LOG = logging.getLogger(__name__)
 TARGET = Path(__file__).with_name("_anchor_template.py")
@@ -59,26 +63,19 @@ def photo_mesh() -> np.ndarray:
 def render(template: np.ndarray) -> str:
     rows = ",\n".join(f"    ({x: .5f}, {y: .5f}, {z: .5f})" for x, y, z in template)
     return ('"""Frontal anchor template of the pose normalization (generated; do not edit).\n\n'
-            "Regenerate with ``python -m emo_core.perception.anchor_template``; rows follow\n"
+            "Regenerate with ``emo bundled anchor-template``; rows follow\n"
             "``pose.ANCHORS`` (right anchors, left anchors, midline).\n"
             '"""\nimport numpy as np\n\nANCHOR_TEMPLATE = np.array([\n' + rows + "\n])\n")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="compare with the stored template only")
-    args = parser.parse_args(argv)
+def regenerate(check: bool = False) -> float:
+    """Measure the template on the photo; write ``_anchor_template.py`` unless ``check``. Returns the
+    largest difference from the stored template (``check``) or 0.0 (written)."""
     template = frontal_template(photo_mesh())
-    if args.check:
+    if check:
         from ._anchor_template import ANCHOR_TEMPLATE
 
-        diff = float(np.abs(template - ANCHOR_TEMPLATE).max())
-        sys.stdout.write(f"max difference {diff:.5f}\n")
-        return 0 if diff < 1e-3 else 1
+        return float(np.abs(template - ANCHOR_TEMPLATE).max())
     TARGET.write_text(render(template))
-    sys.stdout.write(f"wrote {TARGET}\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    LOG.info("wrote %s", TARGET)
+    return 0.0

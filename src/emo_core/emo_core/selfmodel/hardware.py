@@ -97,6 +97,19 @@ def servo_table_hash(table: Any) -> str:
     return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
 
 
+def ros_robot_description(table: Any, robot_id: str = "emo", twin: Any = None) -> dict[str, Any]:
+    """The manifest's ``robot`` for babbling through the ROS graph (the ``babbler`` node and bags of
+    it): like :class:`ServoRobot`, ``config_hash`` identifies the face the data shows -- the digital
+    twin's configuration in sim (``twin``), else the servo table (a camera watched the real face).
+    (It lived in datasets/bags.py, which made datasets and selfmodel import each other.)"""
+    table_hash = servo_table_hash(table)
+    info: dict[str, Any] = {"kind": "ros", "robot_id": str(robot_id), "servo_table_hash": table_hash,
+                            "config_hash": table_hash}
+    if twin is not None:
+        info.update(config_hash=twin_config_hash(twin), face="twin")
+    return info
+
+
 @dataclass
 class ServoRobot:
     """A FaceRobot on the servo driver (see the module docstring)."""

@@ -13,13 +13,14 @@ Typical use (a ROS node or the pipeline wraps exactly this)::
 See docs/servo.md.
 """
 from .bus import ServoBus, ServoError, TransportError
-from .driver import Diagnostic, DriverConfig, ServoDriver, ServoState
+from .driver import Diagnostic, DriverConfig, Link, ServoDriver, ServoState
 from .emulator import BusEmulator
 from .models import MODELS, ModelSpec, Register
+from .planner import Motion, TrajectoryPlanner
 from .table import CHANNEL_NAMES, TARGET_NAMES, ServoSpec, ServoTable
 
 __all__ = [
-    "BusEmulator", "CHANNEL_NAMES", "Diagnostic", "DriverConfig", "MODELS", "ModelSpec", "Register",
-    "ServoBus", "ServoDriver", "ServoError", "ServoSpec", "ServoState", "ServoTable", "TARGET_NAMES",
-    "TransportError",
+    "BusEmulator", "CHANNEL_NAMES", "Diagnostic", "DriverConfig", "Link", "MODELS", "ModelSpec", "Motion",
+    "Register", "ServoBus", "ServoDriver", "ServoError", "ServoSpec", "ServoState", "ServoTable", "TARGET_NAMES",
+    "TrajectoryPlanner", "TransportError",
 ]

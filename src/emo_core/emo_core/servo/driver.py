@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import enum
 import logging
 import math
 import os
@@ -40,7 +41,9 @@ from ..clock import Clock, MonotonicClock
 from ..errors import ConfigError, InputError
 from ..signals import signals_deferred, stop_on_signals
 from .bus import ServoBus, ServoError, TransportError
-from .models import MODEL_BY_NUMBER, Register, describe_hardware_error
+from .models import (MODEL_BY_NUMBER, OPERATING_MODE_POSITION, STATUS_RETURN_ALL, Register,
+                     describe_hardware_error)
+from .planner import TrajectoryPlanner
 from .table import ServoTable
 
 LOG = logging.getLogger(__name__)
@@ -50,6 +53,14 @@ CYCLE_REGISTERS = ("Present_Current", "Present_Velocity", "Present_Position")
 
 #: Diagnostic levels (same values as diagnostic_msgs/DiagnosticStatus).
 OK, WARN, ERROR, STALE = 0, 1, 2, 3
+
+
+class Link(enum.Enum):
+    """The driver's hold on its port."""
+
+    CLOSED = "closed"          # never opened, or closed: step() leaves the port alone
+    CONNECTED = "connected"    # every cycle talks to the servos
+    LOST = "lost"              # opened, then lost: step() reopens it every reconnect_interval_s
 
 
 @dataclass
@@ -225,11 +236,7 @@ class ServoDriver:
         self._profile_units = {s.id: s.model.velocity_units(s.max_velocity * self.config.profile_velocity_margin)
                                for s in table.servos}
         self._block = self._cycle_block()
-        self._setpoint = self._home.copy()
-        self._lead = np.zeros(n)                  # goal - setpoint on timed moves (servo lag model)
-        self._target = self._home.copy()
-        self._arrive_at = np.full(n, np.nan)
-        self._goal = np.rint(self._home).astype(np.int64)
+        self.planner = TrajectoryPlanner(self._lo, self._hi, self._home, self._vmax, self.config)
         self._present = self._home.astype(np.int64)
         self._velocity = np.zeros(n)
         self._current = np.zeros(n)
@@ -238,15 +245,9 @@ class ServoDriver:
         self._torque_state = np.zeros(n, bool)
         self._cooling: set[int] = set()          # rebooted too hot: torque stays off until it cools
         self._stale = np.ones(n, bool)
-        self._opened = False
-        self._configured = False
-        self._connected = False
-        self._active = False
-        self._watchdog = False
-        self._homing = False
-        self._home_speed_scale = self.config.home_speed_scale
-        self._watchdog_deadline = math.inf
-        self._last_step_t: float | None = None
+        self.link = Link.CLOSED
+        self._configured = False                 # open(configure=True): we write the safety registers
+        self._active = False                     # torque on (activate .. deactivate)
         self._missing: set[int] = set()          # servos that stopped answering mid-run
         self._next_probe_t = -math.inf
         self._next_poll_t = -math.inf
@@ -261,7 +262,7 @@ class ServoDriver:
     # -- lifecycle ----------------------------------------------------------------------------
     @property
     def connected(self) -> bool:
-        return self._connected
+        return self.link is Link.CONNECTED
 
     @property
     def active(self) -> bool:
@@ -272,8 +273,7 @@ class ServoDriver:
         write the safety registers: Return_Delay_Time 0, position mode, position limits, Profile_Velocity.
         ``configure=False`` only reads (the monitor)."""
         self._configured = configure
-        self._connect()
-        self._opened = True          # from now on a lost port is reopened by step()
+        self._connect()              # CONNECTED: from now on a lost port is reopened by step()
         return self.state()
 
     def activate(self) -> None:
@@ -281,13 +281,11 @@ class ServoDriver:
         self._require_connected("activate")
         now = self.clock.now()
         self._read_cycle()
-        self._hold_present()
+        self.planner.hold(self._present)
         self._send_goals()
         self._torque(True)
         self._active = True
-        self._watchdog_deadline = now + self._watchdog_timeout
-        self._last_step_t = now
-        self._watchdog = False
+        self.planner.start(now)
         LOG.info("servo torque on (%d servos)", len(self._ids))
 
     def deactivate(self, timeout_s: float | None = None, speed_scale: float | None = None) -> None:
@@ -296,7 +294,7 @@ class ServoDriver:
         if not self._active:
             return
         try:
-            if self._connected:
+            if self.connected:
                 self.home(speed_scale=speed_scale)
                 self.wait_until_settled(timeout_s if timeout_s is not None else self.config.shutdown_timeout_s)
         finally:
@@ -306,8 +304,7 @@ class ServoDriver:
     def close(self) -> None:
         """Release the port without moving anything (torque stays as it is)."""
         self.bus.close()
-        self._connected = False
-        self._opened = False
+        self.link = Link.CLOSED
 
     def shutdown(self, interrupted: bool | None = None) -> None:
         """Home, torque off, close. Safe to call twice. A Ctrl-C during homing skips to torque off;
@@ -342,7 +339,7 @@ class ServoDriver:
         stack = contextlib.ExitStack()
         stack.enter_context(stop_on_signals())
         try:
-            if not self._opened:
+            if self.link is Link.CLOSED:
                 self.open()
         except BaseException:
             stack.close()
@@ -380,14 +377,7 @@ class ServoDriver:
             self.clamped += int(outside.sum())
             LOG.debug("clamped command values into [0, 1]: %s", detail)
         ticks = self.table.norm_to_ticks(norm)        # clips to [0, 1], so within the limits
-        self._target[mask] = np.clip(ticks[mask], self._lo[mask], self._hi[mask])
-        self._arrive_at[mask] = np.nan if arrive is None else arrive
-        # "Commands stopped" counts from the later of now and the planned arrival (within the horizon).
-        self._watchdog_deadline = max(now, arrive if arrive is not None else now) + self._watchdog_timeout
-        self._homing = False
-        if self._watchdog:
-            LOG.info("commands resumed: watchdog released")
-        self._watchdog = False
+        self.planner.set_targets(mask, ticks, arrive, now)
 
     def home(self, arrive_at: float | None = None, speed_scale: float | None = None) -> None:
         """Target the home pose (at ``speed_scale`` x max_velocity, default home_speed_scale, unless
@@ -396,11 +386,7 @@ class ServoDriver:
         scale = self.config.home_speed_scale if speed_scale is None else _number(speed_scale, "home speed_scale")
         if not 0.0 < scale <= 1.0:
             raise InputError(f"home speed_scale must be in (0, 1], got {speed_scale!r}")
-        self._home_speed_scale = scale
-        self._target = self._home.copy()
-        self._arrive_at[:] = np.nan if arrive is None else arrive
-        self._homing = True
-        self._watchdog_deadline = math.inf      # already going where the watchdog would send it
+        self.planner.go_home(arrive, scale)
 
     def _check_arrive_at(self, arrive_at: object, now: float) -> float | None:
         """``arrive_at`` as a float within ``arrive_horizon_s`` of now, or InputError."""
@@ -425,13 +411,13 @@ class ServoDriver:
         reopened when it comes back.
         """
         now = self.clock.now() if now is None else float(now)
-        if not self._connected:
-            if self._opened and now >= self._next_reconnect_t:
+        if self.link is not Link.CONNECTED:
+            if self.link is Link.LOST and now >= self._next_reconnect_t:
                 self._reconnect(now)
             return self.state(now)
         try:
             if self._active:
-                self._plan(now)
+                self.planner.plan(now, self._present)
             raw = self._read_block()
             if self._active:
                 self._send_goals()
@@ -464,12 +450,12 @@ class ServoDriver:
         tolerance = self.config.home_tolerance_ticks if tolerance is None else tolerance
         deadline = self.clock.now() + timeout_s
         state = self.step()
-        while self.clock.now() < deadline and self._connected:
+        while self.clock.now() < deadline and self.connected:
             if self._settled(tolerance):
                 return state
             self._sleep(self.config.control_period_s)
             state = self.step()
-        if self._connected and not self._settled(tolerance):
+        if self.connected and not self._settled(tolerance):
             LOG.warning("servos did not settle within %.1f s (worst %s)", timeout_s, self._worst_error())
         return state
 
@@ -485,79 +471,28 @@ class ServoDriver:
             velocity_rad_s=self._velocity.copy(),
             current_a=self._current.copy(),
             temperature_c=self._temperature.copy(),
-            goal_ticks=self._goal.copy(),
-            target_ticks=np.rint(self._home if self._watchdog else self._target).astype(np.int64),
+            goal_ticks=self.planner.goal.copy(),
+            target_ticks=np.rint(self.planner.current_target).astype(np.int64),
             hardware_error=self._hw_error.copy(),
             stale=self._stale.copy(),
             commands=self.table.ticks_to_commands(present),
             torque=self._torque_state.copy(),
-            connected=self._connected, torque_on=self._torque_held(),
-            watchdog=self._watchdog, fault=self._fault, cycle=self._cycle,
+            connected=self.connected, torque_on=self._torque_held(),
+            watchdog=self.planner.watchdog, fault=self._fault, cycle=self._cycle,
             bus={**vars(self.bus.stats), "clamped": self.clamped})
 
     def _torque_held(self) -> bool:
         """Torque on as the servos report it: every answering servo, not just the driver's intent."""
         rows = [k for k, i in enumerate(self._ids) if i not in self._missing]
-        return bool(self._active and self._connected and rows and self._torque_state[rows].all())
+        return bool(self._active and self.connected and rows and self._torque_state[rows].all())
 
-    # -- planning -----------------------------------------------------------------------------
-    def _plan(self, now: float) -> None:
-        """Move setpoints toward targets within the velocity limits (and on time for arrive_at)."""
-        last = self._last_step_t if self._last_step_t is not None else now
-        dt = min(max(now - last, 0.0), self.config.max_dt_s)
-        self._last_step_t = now
-        if not self._watchdog and now > self._watchdog_deadline:
-            self._watchdog = True
-            LOG.warning("no servo command for %.2f s: easing to home", self._watchdog_timeout)
-        homing = self._watchdog or self._homing
-        target = self._home if self._watchdog else self._target
-        scale = self.config.home_speed_scale if self._watchdog else self._home_speed_scale
-        vmax = self._vmax * (scale if homing else 1.0)
-        remaining = target - self._setpoint
-        speed = vmax
-        timed = ~np.isnan(self._arrive_at) & ~np.bool_(self._watchdog)
-        if timed.any():
-            # Constant speed that lands the setpoint at arrive_at ...
-            time_left = self._arrive_at - now
-            planned = np.abs(remaining) / np.maximum(time_left, 1e-9)
-            speed = np.where(timed & (time_left > dt), np.minimum(planned, self._vmax), vmax)
-        step = np.clip(remaining, -speed * dt, speed * dt)
-        self._setpoint = np.clip(self._setpoint + step, self._lo, self._hi)
-        self._lead[:] = 0.0
-        lag = self.config.servo_lag_s
-        if timed.any() and lag > 0 and dt > 0:
-            # ... and goals that lead it by lag x its velocity: a first-order plant x' = (goal - x) / lag
-            # driven by setpoint + lag * setpoint' follows the setpoint exactly (the velocity
-            # feedforward of a position loop), so the face -- not just the goal -- arrives on time and
-            # moves at the setpoint's speed, within max_velocity. Goals may pass the target by the
-            # lead while the face approaches it; they never leave the servo limits.
-            lead = step / dt * lag
-            # A planned arrival unwinds its lead by arrive_at at the step limit's spare rate, rather
-            # than dropping it in one cycle there (the goal would stay past the target and the face
-            # overshoot): |lead| <= (lead_step_factor - 1) x max_velocity x the time left.
-            planned_arrival = timed & (time_left > dt)
-            unwind = (self.config.lead_step_factor - 1.0) * self._vmax * np.maximum(time_left - dt, 0.0)
-            lead = np.where(planned_arrival, np.clip(lead, -unwind, unwind), lead)
-            gain = self.config.now_lead_gain
-            if gain > 0:
-                due = timed & (self._arrive_at - now <= dt)
-                lead = np.where(due, gain * (self._setpoint - self._present), lead)
-            self._lead = np.where(timed, np.clip(self._setpoint + lead, self._lo, self._hi) - self._setpoint, 0.0)
-        # Whatever the lead asks (a reversal, the watchdog dropping it, a due-now feedback kick), the
-        # goal itself moves at most lead_step_factor x max_velocity x dt this cycle.
-        band = self.config.lead_step_factor * self._vmax * dt
-        goal = np.clip(np.clip(self._setpoint + self._lead, self._lo, self._hi), self._goal - band, self._goal + band)
-        self._lead = goal - self._setpoint
-
+    # -- planning (servo/planner.py) -----------------------------------------------------------
     def _settled(self, tolerance: int) -> bool:
-        target = self._home if self._watchdog else self._target
-        ok = (np.abs(self._setpoint - target) < 0.5) & (np.abs(self._present - np.rint(target)) <= tolerance)
-        return bool(np.all(ok | self._stale | (self._hw_error != 0)))
+        return self.planner.settled(self._present, self._stale | (self._hw_error != 0), tolerance)
 
     def _worst_error(self) -> str:
-        target = np.rint(self._home if self._watchdog else self._target)
-        i = int(np.argmax(np.abs(self._present - target)))
-        return f"{self.table.names[i]}: {int(self._present[i])} vs {int(target[i])}"
+        i, target = self.planner.worst(self._present)
+        return f"{self.table.names[i]}: {int(self._present[i])} vs {target}"
 
     # -- bus work -----------------------------------------------------------------------------
     def _shared_registers(self) -> dict[str, Register]:
@@ -598,7 +533,7 @@ class ServoDriver:
         except BaseException:
             self.bus.close()
             raise
-        self._connected = True
+        self.link = Link.CONNECTED
         self._failed_cycles = 0
         self._next_poll_t = self.clock.now() + self.config.status_poll_interval_s
 
@@ -632,7 +567,7 @@ class ServoDriver:
         hi = dict(zip(self._ids, self.table.max_ticks.tolist()))
         want = {
             "Return_Delay_Time": {i: 0 for i in ids},             # answer at once: bus time
-            "Operating_Mode": {i: 3 for i in ids},                # position control
+            "Operating_Mode": {i: OPERATING_MODE_POSITION for i in ids},
             "Min_Position_Limit": {i: lo[i] for i in ids},        # the servo's own hard limits
             "Max_Position_Limit": {i: hi[i] for i in ids},
         }
@@ -648,8 +583,9 @@ class ServoDriver:
                     torque[dxl_id] = 0
                 self.bus.write(dxl_id, r[name], value)
         self.bus.return_delay_us = 0.0
-        if any(v != 2 for v in self._read_register("Status_Return_Level", ids).values()):
-            self.bus.sync_write(r["Status_Return_Level"], {i: 2 for i in ids})
+        # Every instruction answered: reads and writes alike (retries and errors need the status).
+        if any(v != STATUS_RETURN_ALL for v in self._read_register("Status_Return_Level", ids).values()):
+            self.bus.sync_write(r["Status_Return_Level"], {i: STATUS_RETURN_ALL for i in ids})
         if self.config.profile_velocity_margin > 0:
             self.bus.sync_write(r["Profile_Velocity"], {i: self._profile_units[i] for i in ids})
 
@@ -732,9 +668,7 @@ class ServoDriver:
         self._missing.difference_update(back)
         rows = [self._ids.index(i) for i in back]
         self._read_cycle()
-        self._setpoint[rows] = np.clip(self._present[rows].astype(np.float64), self._lo[rows], self._hi[rows])
-        self._lead[rows] = 0.0
-        self._goal[rows] = np.rint(self._setpoint[rows]).astype(np.int64)
+        self.planner.resync(rows, self._present)
         if self._active:
             self._send_goals()
             reg = self._regs["Torque_Enable"]
@@ -770,12 +704,10 @@ class ServoDriver:
         self._sleep(0.05)                      # the servo boots before it answers again
         position = self.bus.read(dxl_id, self._regs["Present_Position"])
         self._present[k] = position
-        self._setpoint[k] = float(np.clip(position, self._lo[k], self._hi[k]))
-        self._goal[k] = int(round(self._setpoint[k]))
-        self.bus.write(dxl_id, self._regs["Goal_Position"], self._goal[k])
+        self.planner.resync([k], self._present)
+        self.bus.write(dxl_id, self._regs["Goal_Position"], int(self.planner.goal[k]))
         if self.config.profile_velocity_margin > 0:
             self.bus.write(dxl_id, self._regs["Profile_Velocity"], self._profile_units[dxl_id])
-        self._lead[k] = 0.0
         self._torque_state[k] = False                  # a reboot always comes up with torque off
         self._set_hw_error(k, self.bus.read(dxl_id, self._regs["Hardware_Error_Status"]))
         # An overload or overheating reboot must not re-enable a servo that is still hot.
@@ -799,32 +731,20 @@ class ServoDriver:
             if self._active:
                 position = self.bus.read(dxl_id, self._regs["Present_Position"])
                 self._present[k] = position
-                self._setpoint[k] = float(np.clip(position, self._lo[k], self._hi[k]))
-                self._lead[k] = 0.0
-                self._goal[k] = int(round(self._setpoint[k]))
-                self.bus.write(dxl_id, self._regs["Goal_Position"], self._goal[k])
+                self.planner.resync([k], self._present)
+                self.bus.write(dxl_id, self._regs["Goal_Position"], int(self.planner.goal[k]))
                 self.bus.write(dxl_id, self._regs["Torque_Enable"], 1)
                 self._torque_state[k] = True
             LOG.warning("servo %s (id %d) cooled to %.0f C: torque back on", self.table.names[k], dxl_id,
                         self._temperature[k])
 
     def _send_goals(self) -> None:
-        goal = np.rint(np.clip(self._setpoint + self._lead, self._lo, self._hi)).astype(np.int64)
+        goal = self.planner.goals()
         reg = self._regs["Goal_Position"]
         self.bus.sync_write_raw(reg.address, reg.size,
                                 {i: g.to_bytes(4, "little", signed=True) for i, g in zip(self._ids, goal.tolist())},
                                 reg.name)
-        self._goal = goal
-
-    def _hold_present(self) -> None:
-        """Setpoints and targets := present positions (clamped), so torque-on never jumps."""
-        present = np.clip(self._present.astype(np.float64), self._lo, self._hi)
-        self._setpoint = present.copy()
-        self._goal = np.rint(present).astype(np.int64)     # the step limit counts from here
-        self._lead[:] = 0.0
-        self._target = present.copy()
-        self._arrive_at[:] = np.nan
-        self._homing = False
+        self.planner.sent(goal)
 
     def _torque(self, on: bool) -> None:
         """Sync Write Torque_Enable, then read it back and insist servo by servo (release must hold)."""
@@ -842,7 +762,7 @@ class ServoDriver:
 
     def _release(self) -> None:
         """Torque off on every servo we can reach; say loudly which ones we could not."""
-        if not self._connected:
+        if not self.connected:
             LOG.error("servo port %s is gone: cannot release torque", self.bus.port_name)
             return
         with signals_deferred():           # a second Ctrl-C/SIGTERM must not cut the release short
@@ -853,10 +773,13 @@ class ServoDriver:
         LOG.info("servos homed, torque off")
 
     # -- faults and reconnection ----------------------------------------------------------------
-    def _on_transport_error(self, exc: TransportError, now: float) -> None:
+    def _on_transport_error(self, exc: TransportError | ServoError, now: float) -> None:
+        """A failed cycle: the port is given up (LOST, reopened later) when it is gone or after
+        max_failed_cycles in a row; otherwise the fault is only reported."""
         self._failed_cycles += 1
-        if exc.port_lost or self._failed_cycles >= self.config.max_failed_cycles:
-            self._connected = False
+        port_lost = isinstance(exc, TransportError) and exc.port_lost
+        if port_lost or self._failed_cycles >= self.config.max_failed_cycles:
+            self.link = Link.LOST
             self.bus.close()
             self._stale[:] = True
             self._next_reconnect_t = now + self.config.reconnect_interval_s
@@ -875,17 +798,15 @@ class ServoDriver:
         self._fault = ""
         if self._active:
             # Resume from where the servos are now (they may have moved or rebooted meanwhile).
-            target, arrive = self._target.copy(), self._arrive_at.copy()
+            target, arrive = self.planner.target.copy(), self.planner.arrive_at.copy()
             try:
-                self._hold_present()
+                self.planner.hold(self._present)
                 self._send_goals()
                 self._torque(True)
             except (TransportError, ServoError) as exc:
-                self._on_transport_error(exc if isinstance(exc, TransportError) else
-                                         TransportError(str(exc)), now)
+                self._on_transport_error(exc, now)     # a ServoError stays one (its errors by id)
                 return
-            self._target, self._arrive_at = target, arrive
-            self._last_step_t = now
+            self.planner.restore_targets(target, arrive, now)
 
     def _set_fault(self, message: str) -> None:
         if message != self._fault:
@@ -911,12 +832,8 @@ class ServoDriver:
     def _describe(specs) -> str:
         return ", ".join(f"{s.name} (id {s.id})" for s in specs)
 
-    @property
-    def _watchdog_timeout(self) -> float:
-        return self.config.watchdog_timeout_s if self.config.watchdog_timeout_s > 0 else math.inf
-
     def _require_connected(self, what: str) -> None:
-        if not self._connected:
+        if not self.connected:
             raise TransportError(f"cannot {what}: servo port {self.bus.port_name} is not connected",
                                  port=self.bus.port_name, operation=what, port_lost=True)
 
@@ -956,5 +873,5 @@ def release_realtime() -> None:
             pass
 
 
-__all__ = ["DriverConfig", "Diagnostic", "ServoDriver", "ServoState", "release_realtime",
+__all__ = ["DriverConfig", "Diagnostic", "Link", "ServoDriver", "ServoState", "release_realtime",
            "request_realtime"]

@@ -19,10 +19,14 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import InputError
+
+if TYPE_CHECKING:
+    from .driver import ServoDriver
 
 LOG = logging.getLogger(__name__)
 
@@ -85,11 +89,13 @@ def fit_first_order_lag(times: np.ndarray, goal: np.ndarray, present: np.ndarray
     return LagFit(tau_s=float(taus[best]), rmse_ticks=float(err[best]), moved_ticks=moved, samples=len(t))
 
 
-def record_step(driver, servo: int, step_norm: float, seconds: float, period_s: float = 0.01,
+def record_step(driver: ServoDriver, servo: int, step_norm: float, seconds: float, period_s: float = 0.01,
                 sleep: Callable[[float], None] = time.sleep) -> StepRecording:
     """Hold servo row ``servo`` still, then command it ``step_norm`` (of its range) away and back,
     cycling the driver every ``period_s`` for ``seconds`` after each command. Everything else holds
     its present pose. The driver velocity-limits the goals as always (the fit uses them as written).
+    Cycles are paced on the driver's own clock, so its stamps and the recording's length agree
+    (and a test's fake clock, advanced by ``sleep``, drives the whole recording).
     """
     table = driver.table
     spec = table.servos[servo]
@@ -104,9 +110,10 @@ def record_step(driver, servo: int, step_norm: float, seconds: float, period_s: 
     present: list[float] = []
     for target in (away, start):
         driver.command({spec.name: target})
-        end = time.monotonic() + seconds
-        next_cycle = time.monotonic()
-        while time.monotonic() < end:
+        clock = driver.clock               # the driver's clock: one time base for stamps and pacing
+        end = clock.now() + seconds
+        next_cycle = clock.now()
+        while clock.now() < end:
             state = driver.step()
             if not state.connected:
                 raise InputError(f"servo bus lost while recording: {state.fault or 'disconnected'}")
@@ -114,5 +121,5 @@ def record_step(driver, servo: int, step_norm: float, seconds: float, period_s: 
             goal.append(float(state.goal_ticks[servo]))
             present.append(float(state.position_ticks[servo]))
             next_cycle += period_s
-            sleep(max(0.0, next_cycle - time.monotonic()))
+            sleep(max(0.0, next_cycle - clock.now()))
     return StepRecording(np.asarray(times), np.asarray(goal), np.asarray(present))

@@ -15,6 +15,17 @@ from ..errors import ConfigError
 #: First RAM address; EEPROM registers (below it) can only be written with torque off.
 EEPROM_END = 64
 
+#: Operating_Mode (address 11) values; the driver runs every face servo in position control.
+OPERATING_MODE_CURRENT = 0
+OPERATING_MODE_VELOCITY = 1
+OPERATING_MODE_POSITION = 3
+OPERATING_MODE_EXTENDED_POSITION = 4
+OPERATING_MODE_PWM = 16
+#: Status_Return_Level (address 68): which instructions a servo answers with a status packet.
+STATUS_RETURN_PING_ONLY = 0
+STATUS_RETURN_READ = 1          # ping and reads
+STATUS_RETURN_ALL = 2           # every instruction (the factory default; the driver insists on it)
+
 
 @dataclass(frozen=True)
 class Register:
@@ -60,7 +71,7 @@ def _x_series_registers(*, current_limit: int, velocity_limit: int, temperature_
         r("Baud_Rate", 8, 1, "RW", 1),
         r("Return_Delay_Time", 9, 1, "RW", 250),
         r("Drive_Mode", 10, 1, "RW", 0),
-        r("Operating_Mode", 11, 1, "RW", 3),
+        r("Operating_Mode", 11, 1, "RW", OPERATING_MODE_POSITION),
         r("Secondary_ID", 12, 1, "RW", 255),
         r("Protocol_Type", 13, 1, "RW", 2),
         r("Homing_Offset", 20, 4, "RW", 0, signed=True),
@@ -76,7 +87,7 @@ def _x_series_registers(*, current_limit: int, velocity_limit: int, temperature_
         r("Shutdown", 63, 1, "RW", 0b110100),   # overload | electrical shock | overheating
         r("Torque_Enable", 64, 1, "RW", 0),
         r("LED", 65, 1, "RW", 0),
-        r("Status_Return_Level", 68, 1, "RW", 2),
+        r("Status_Return_Level", 68, 1, "RW", STATUS_RETURN_ALL),
         r("Registered_Instruction", 69, 1, "R", 0),
         r("Hardware_Error_Status", 70, 1, "R", 0),
         r("Position_D_Gain", 80, 2, "RW", 0),
