@@ -289,7 +289,11 @@ def babble_samples(path: str | Path, topics: BagTopics = BagTopics(), settle_tim
         if i < 0 or face_t[i] < start:
             skipped += 1
             continue
-        points = _landmark_points(faces[i])[:, :2]
+        face_points = _landmark_points(faces[i])
+        if face_points is None:      # not reached: ``faces`` holds only messages with a face detected
+            skipped += 1
+            continue
+        points = face_points[:, :2]
         present = _present(joints, joint_t, face_t[i], table) if joints else None
         samples.append(BabbleSample(commands, commands.copy() if present is None else present, points,
                                     bool(face_t[i] - start >= settle_time_s)))

@@ -52,6 +52,11 @@ _REQUIRED = ("format", "schema_version", "landmark_order", "space", "offsets", "
              "detected", "fps", "subject", "label", "video_id", "onset_frame", "apex_frame", "meta")
 
 
+def _frame_index(value: int | None) -> int:
+    """A ground-truth frame index as a plain int (numpy ints too); None (not known) becomes -1."""
+    return -1 if value is None else int(value)
+
+
 @dataclass
 class HumanSequence:
     """One video of one person, in the extractor's metric space.
@@ -65,8 +70,8 @@ class HumanSequence:
     fps: float
     subject: str
     label: str
-    onset_frame: int | None = -1
-    apex_frame: int | None = -1
+    onset_frame: int = -1
+    apex_frame: int = -1
     intensity: np.ndarray | None = None
     video_id: str = ""
     detected: np.ndarray | None = None
@@ -96,8 +101,9 @@ class HumanSequence:
         if not np.isfinite(self.fps) or self.fps <= 0:
             raise SchemaError(f"{where}: fps must be positive, got {self.fps}")
         self.subject, self.label, self.video_id = str(self.subject), str(self.label), str(self.video_id)
-        self.onset_frame = -1 if self.onset_frame is None else int(self.onset_frame)
-        self.apex_frame = -1 if self.apex_frame is None else int(self.apex_frame)
+        # -1 means "none"; None (from untyped callers, e.g. JSON) and numpy integers are normalized.
+        self.onset_frame = _frame_index(self.onset_frame)
+        self.apex_frame = _frame_index(self.apex_frame)
         for name in ("onset_frame", "apex_frame"):
             value = getattr(self, name)
             if not -1 <= value < t:

@@ -127,11 +127,11 @@ def _extract(artifact: Path, member: str, dest: Path) -> None:
             shutil.copyfileobj(src, out)
         return
     with tarfile.open(artifact) as t:
-        src = t.extractfile(member)
-        if src is None:
+        member_file = t.extractfile(member)
+        if member_file is None:
             raise InputError(f"{artifact.name}: {member} is not a file")
-        with src, dest.open("wb") as out:
-            shutil.copyfileobj(src, out)
+        with member_file, dest.open("wb") as out:
+            shutil.copyfileobj(member_file, out)
 
 
 def build(out: str | Path, cache: str | Path | None = None, only: list[str] | None = None,

@@ -174,7 +174,8 @@ def _frames(ts: np.ndarray, a: float, b: float) -> np.ndarray:
 
 def real_figures(tracks: list[RealTrack]) -> dict:
     faces: dict[str, list[np.ndarray]] = {}
-    mot, prog, still, labels = [], [], [], {}
+    mot, prog, still = [], [], []
+    labels: dict[str, int] = {}          # expression label -> number of videos
     for tr in tracks:
         rest_idx = np.concatenate([_frames(tr.ts, s, e) for s, e, k, _ in tr.spans if k == "rest"] or [np.zeros(0, int)])
         rest_idx = rest_idx[tr.detected[rest_idx]] if rest_idx.size else rest_idx
@@ -210,7 +211,8 @@ def synthetic_figures(config=None, subjects: int = 24, videos: int = 10, seed: i
 
     config = config or GeneratorConfig()
     gen = PeopleGenerator(config)
-    ids, mot, prog, still, labels = [], [], [], [], {}
+    ids, mot, prog, still = [], [], [], []
+    labels: dict[str, int] = {}          # expression label -> number of videos
     for i in range(subjects):
         srng = np.random.default_rng(np.random.SeedSequence([seed, i, 0]))
         ident = gen.identity(f"c{i:03d}", srng)

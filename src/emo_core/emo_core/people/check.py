@@ -8,6 +8,7 @@ clip's blinks are left out of the search: a blink moves the landmarks more than 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -61,7 +62,7 @@ def distance_to_rest(metric: np.ndarray, window: int = 9, order: int = 2) -> np.
     return savgol_filter(dist, window, order) if window > order else dist
 
 
-def recovered_apex(metric: np.ndarray, blink_frames: list[int] = (), margin: int = 8) -> int:
+def recovered_apex(metric: np.ndarray, blink_frames: Sequence[int] = (), margin: int = 8) -> int:
     """Frame of maximum smoothed distance to rest, ignoring ``margin`` frames around blinks."""
     curve = distance_to_rest(metric).copy()
     for b in blink_frames:

@@ -16,7 +16,8 @@ the apex is the frame farthest from rest, the paper's target face.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -348,13 +349,13 @@ def wander_field(neutral: np.ndarray, n: int, cfg: WanderConfig, fps: float,
 PROFILES = ("original", "calibrated")
 
 
-def profile_config(name: str = "original", **overrides) -> GeneratorConfig:
+def profile_config(name: str = "original", **overrides: Any) -> GeneratorConfig:
     """A :class:`GeneratorConfig` for a named profile (``original`` = the plain defaults)."""
     if name == "original":
         return GeneratorConfig(**overrides)
     if name != "calibrated":
         raise InputError(f"unknown generator profile {name!r}; known: {', '.join(PROFILES)}")
-    base = dict(
+    base = GeneratorConfig(
         profile="calibrated",
         expressions=ALL_EXPRESSIONS,
         peak_range=(0.7, 1.4),
@@ -363,8 +364,8 @@ def profile_config(name: str = "original", **overrides) -> GeneratorConfig:
         wander=WanderConfig(rms=(0.01, 0.035), tau_s=(0.3, 1.5)),
         noise_scale=0.6,
     )
-    base.update(overrides)
-    return GeneratorConfig(**base)
+    # replace() re-runs __post_init__, so the overridden config is validated as a whole.
+    return replace(base, **overrides)
 
 
 def generate(subjects: int, videos: int, seed: int = 0, distractor_fraction: float = 0.2,

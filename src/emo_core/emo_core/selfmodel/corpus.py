@@ -73,9 +73,15 @@ class HalfPool:
     lower: BabblingArrays | None
     full: BabblingArrays | None
 
+    def halves(self) -> tuple[BabblingArrays, BabblingArrays] | None:
+        """(upper, lower) when both are there and non-empty (the samples recombine), else None."""
+        if self.upper is not None and self.lower is not None and len(self.upper) > 0 and len(self.lower) > 0:
+            return self.upper, self.lower
+        return None
+
     @property
     def recombines(self) -> bool:
-        return self.upper is not None and self.lower is not None and len(self.upper) > 0 and len(self.lower) > 0
+        return self.halves() is not None
 
     def as_is(self) -> BabblingArrays:
         parts = [self.full] if self.full is not None else []
@@ -85,31 +91,36 @@ class HalfPool:
 
     @property
     def n_pairs(self) -> int:
-        combos = len(self.upper) * len(self.lower) if self.recombines else 0
+        halves = self.halves()
+        combos = len(halves[0]) * len(halves[1]) if halves is not None else 0
         return combos + len(self.as_is())
 
     def combine(self, up_rows: np.ndarray, lo_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Recombined faces: landmarks (n, 113, 2) and commands (n, 11)."""
-        assert self.upper is not None and self.lower is not None
+        halves = self.halves()
+        if halves is None:
+            raise ValueError("this part has no upper and lower samples to recombine")
+        upper, lower = halves
         lm = np.empty((len(up_rows), N_LANDMARKS, 2), np.float32)
-        lm[:, UPPER] = self.upper.landmarks[up_rows, UPPER]
-        lm[:, LOWER] = self.lower.landmarks[lo_rows, LOWER]
+        lm[:, UPPER] = upper.landmarks[up_rows, UPPER]
+        lm[:, LOWER] = lower.landmarks[lo_rows, LOWER]
         cmd = np.empty((len(up_rows), N_COMMANDS), np.float32)
-        cmd[:, :_N_UP] = self.upper.commands[up_rows, :_N_UP]
-        cmd[:, _N_UP:] = self.lower.commands[lo_rows, _N_UP:]
+        cmd[:, :_N_UP] = upper.commands[up_rows, :_N_UP]
+        cmd[:, _N_UP:] = lower.commands[lo_rows, _N_UP:]
         return lm, cmd
 
     def sample(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
         """``n`` random training faces: recombined pairs, plus as-is samples in proportion to
         their share of the raw samples (so a few full-mode samples are not drowned by 10^6 pairs)."""
         as_is = self.as_is()
-        if not self.recombines:
+        halves = self.halves()
+        if halves is None:
             rows = rng.integers(0, len(as_is), n)
             return as_is.landmarks[rows], as_is.commands[rows]
-        n_raw = len(self.upper) + len(self.lower)
+        n_up, n_lo = len(halves[0]), len(halves[1])
+        n_raw = n_up + n_lo
         n_as_is = int(rng.binomial(n, len(as_is) / (n_raw + len(as_is)))) if len(as_is) else 0
-        lm, cmd = self.combine(rng.integers(0, len(self.upper), n - n_as_is),
-                               rng.integers(0, len(self.lower), n - n_as_is))
+        lm, cmd = self.combine(rng.integers(0, n_up, n - n_as_is), rng.integers(0, n_lo, n - n_as_is))
         if n_as_is:
             rows = rng.integers(0, len(as_is), n_as_is)
             lm, cmd = np.concatenate([lm, as_is.landmarks[rows]]), np.concatenate([cmd, as_is.commands[rows]])
@@ -120,8 +131,9 @@ class HalfPool:
         random subset of the pairs when there are more than ``max_pairs``."""
         as_is = self.as_is()
         lms, cmds = [as_is.landmarks], [as_is.commands]
-        if self.recombines:
-            nu, nl = len(self.upper), len(self.lower)
+        halves = self.halves()
+        if halves is not None:
+            nu, nl = len(halves[0]), len(halves[1])
             flat = np.arange(nu * nl)
             budget = None if max_pairs is None else max(0, max_pairs - len(as_is))
             if budget is not None and flat.size > budget:

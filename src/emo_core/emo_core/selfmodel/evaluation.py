@@ -85,11 +85,13 @@ def nearest_neighbour(pool: HalfPool, landmarks: np.ndarray) -> np.ndarray:
     n = len(landmarks)
     best_cmd = np.zeros((n, N_COMMANDS), np.float32)
     best_d = np.full(n, np.inf)
-    if pool.recombines:
-        iu, du = _sq_dists_min(landmarks[:, UPPER], pool.upper.landmarks[:, UPPER])
-        il, dl = _sq_dists_min(landmarks[:, LOWER], pool.lower.landmarks[:, LOWER])
-        best_cmd[:, :_N_UP] = pool.upper.commands[iu, :_N_UP]
-        best_cmd[:, _N_UP:] = pool.lower.commands[il, _N_UP:]
+    halves = pool.halves()
+    if halves is not None:
+        upper, lower = halves
+        iu, du = _sq_dists_min(landmarks[:, UPPER], upper.landmarks[:, UPPER])
+        il, dl = _sq_dists_min(landmarks[:, LOWER], lower.landmarks[:, LOWER])
+        best_cmd[:, :_N_UP] = upper.commands[iu, :_N_UP]
+        best_cmd[:, _N_UP:] = lower.commands[il, _N_UP:]
         best_d = du + dl
     as_is = pool.as_is()
     if len(as_is):

@@ -77,6 +77,8 @@ class InverseModel:
             torch = require_torch("the torch inverse model (reference path)")
             from .net import InverseNet
 
+            if self.state is None:     # not reached: __post_init__ sets it from the net or refuses
+                raise InputError("InverseModel has no weights to build a torch net from")
             net = InverseNet(self._arch)
             net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in self.state.items()}, strict=True)
             self.net = net.eval()
@@ -120,14 +122,14 @@ class InverseModel:
 
         from ..modeldir import MANIFEST_KEY, ModelDirWriter, sha256_bytes
 
-        self.torch_net()
+        net = self.torch_net()
         model_dir = Path(model_dir)
-        tensors = {k: v.detach().contiguous().clone() for k, v in self.net.state_dict().items()}
+        tensors = {k: v.detach().contiguous().clone() for k, v in net.state_dict().items()}
         weights = to_bytes(tensors, metadata={"format": CARD_FORMAT})
         card = {k: v for k, v in self.card.items() if k != MANIFEST_KEY}
         card.update(_schema_card(self.arch))
         card["weights"] = {"file": WEIGHTS, "sha256": sha256_bytes(weights),
-                           "parameters": int(sum(p.numel() for p in self.net.parameters()))}
+                           "parameters": int(sum(p.numel() for p in net.parameters()))}
         card["versions"] = {"emo_core": __version__, "torch": torch.__version__, "numpy": np.__version__}
         writer = ModelDirWriter(model_dir)
         writer.add_file(WEIGHTS, weights)

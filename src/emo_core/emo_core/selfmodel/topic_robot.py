@@ -125,14 +125,20 @@ class TopicFaceRobot:
     def present_commands(self) -> np.ndarray:
         with self._changed:
             self._wait_for(lambda: self._present is not None, "joint states (present positions)")
-            return self._present.copy()
+            present = self._present
+        if present is None:     # not reached: _wait_for returned with the lock held, so ready() holds
+            raise InputError("no joint states (present positions)")
+        return present.copy()
 
     def capture(self, index: int) -> np.ndarray:
         """The first robot face stamped at or after the moment the pose settled."""
         with self._changed:
             self._wait_for(lambda: self._face is not None and self._face[1] >= self._settled_at,
                            f"a robot-face FaceLandmarks for sample {index}")
-            points = self._face[0]
+            face = self._face
+        if face is None:        # not reached: _wait_for returned with the lock held, so ready() holds
+            raise InputError(f"no robot-face FaceLandmarks for sample {index}")
+        points = face[0]
         if points.shape != (N_LANDMARKS, 2) or not np.all(np.isfinite(points)):
             raise InputError(f"robot face for sample {index} is not 113 finite points")
         return points.copy()

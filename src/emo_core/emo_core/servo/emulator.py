@@ -38,6 +38,7 @@ import tty
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..clock import Clock, MonotonicClock
 from ..errors import ConfigError, InputError
@@ -94,14 +95,14 @@ class EmulatedServo:
     last_goal: int | None = None
     rejected_writes: int = 0
     response_time_s: float = 0.0       # first-order lag of the servo's response to its goal (s)
-    response: float | None = None      # where that response is (ticks); the horn follows it
+    # Where that response is (ticks); the horn follows it. Starts where the horn is.
+    response: float = field(init=False)
 
     def __post_init__(self) -> None:
         self.layout = _layout(self.model)
         if not (math.isfinite(self.response_time_s) and self.response_time_s >= 0):
             raise ConfigError(f"emulator: response_time_s must be >= 0, got {self.response_time_s}")
-        if self.response is None:
-            self.response = self.position
+        self.response = self.position
         self.reset_memory(eeprom=True)
 
     # -- memory -------------------------------------------------------------------------------
@@ -249,11 +250,12 @@ class BusEmulator:
 
     @classmethod
     def from_table(cls, table: ServoTable, positions: dict[int, float] | None = None,
-                   **kwargs: object) -> "BusEmulator":
+                   **kwargs: Any) -> "BusEmulator":
         """Every servo of the table, resting at its home position unless ``positions`` says otherwise.
 
-        The plant model (``response_time_s``) comes from the table's ``emulator:`` section unless
-        given here.
+        ``kwargs`` are the constructor's keywords, passed through (Any: callers build them as
+        dicts, and the constructor's own signature checks them). The plant model
+        (``response_time_s``) comes from the table's ``emulator:`` section unless given here.
         """
         positions = positions or {}
         kwargs.setdefault("response_time_s", float(table.emulator.get("response_time_s", 0.0)))

@@ -86,6 +86,8 @@ class ServoTable:
     #: The bus emulator's plant model (``emulator:`` section): what the hardware does, for the sim.
     emulator: Mapping[str, Any] = field(default_factory=dict)
     _index: dict[str, int] = field(init=False, repr=False, compare=False, hash=False)
+    #: Per-servo limit/home/velocity vectors and the channel follower matrices, built once.
+    _arr: dict[str, np.ndarray] = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {s.name: i for i, s in enumerate(self.servos)})

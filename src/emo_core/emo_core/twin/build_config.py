@@ -293,8 +293,9 @@ def _asymmetry(rng: np.random.Generator) -> tuple[dict, tuple]:
         if name == "jaw_open":          # one servo: no left/right difference (its drift is in the field)
             per_command[name] = ((0.0, 0.0), (1.0, 1.0))
             continue
-        shift = tuple(float(v) for v in np.round(rng.uniform(-ASYM_CENTER, ASYM_CENTER, 2), 4))
-        gain = tuple(float(v) for v in np.round(1.0 + rng.uniform(-ASYM_GAIN, ASYM_GAIN, 2), 4))
+        sr, sl = (float(v) for v in np.round(rng.uniform(-ASYM_CENTER, ASYM_CENTER, 2), 4))
+        gr, gl = (float(v) for v in np.round(1.0 + rng.uniform(-ASYM_GAIN, ASYM_GAIN, 2), 4))
+        shift, gain = (sr, sl), (gr, gl)     # (robot's right, left)
         if name not in LOGISTIC:    # linkage servos: their offset is the crank horn angle below
             shift = (0.0, 0.0)
         per_command[name] = (shift, gain)

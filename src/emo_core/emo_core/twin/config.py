@@ -268,10 +268,11 @@ def dump_twin_config(config: TwinConfig, header: str = "") -> str:
         w(f"    side_center_shift: [{_num(spec.side_center_shift[0])}, {_num(spec.side_center_shift[1])}]\n")
         w(f"    side_gain: [{_num(spec.side_gain[0])}, {_num(spec.side_gain[1])}]\n")
         _write_sparse(w, "    field", spec.field)
-    for key, spec in (("brow", config.brow), ("eyes", config.eyes), ("jaw", config.jaw),
-                      ("five_bar", config.five_bar), ("lips", config.lips)):
+    sections: tuple[tuple[str, object], ...] = (("brow", config.brow), ("eyes", config.eyes), ("jaw", config.jaw),
+                                                ("five_bar", config.five_bar), ("lips", config.lips))
+    for key, section in sections:
         w(f"\n# {_SECTION_NOTE[key]}\n{key}:\n")
-        for name, value in vars(spec).items():
+        for name, value in vars(section).items():
             note = f"  # {_FIELD_NOTE[name]}" if name in _FIELD_NOTE else ""
             if isinstance(value, np.ndarray):
                 w(f"  # {_FIELD_NOTE[name]}\n")
