@@ -1,6 +1,8 @@
 """Gaze controller, blinker and their closed-loop simulation (emo_core.gaze; docs/gaze.md)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -8,7 +10,7 @@ from emo_core.errors import ConfigError, InputError
 from emo_core.gaze import (ApexGate, BlinkConfig, Blinker, EyeCamera, GazeConfig, GazeController, GazeJoints,
                            GazePhase, GazeStage, Pose, face_centre)
 from emo_core.gaze.geometry import eye_angles_for
-from emo_core.gaze.loop import simulate
+from emo_core.gaze.loop import gaze_metrics, simulate
 from emo_core.gaze.scene import GeometricView, jump_path, walking_path
 from emo_core.pipeline.core import COMMAND_NAMES, FaceCommand, Source
 from emo_core.schema import Face
@@ -208,6 +210,16 @@ def test_closed_loop_pitch_jump():
     jump = m["jumps"][0]
     assert jump["settle_ms"] is not None and jump["settle_ms"] <= 250.0 and jump["overshoot"] <= 0.10
     assert jump["neck_share"] >= 0.8
+
+
+def test_gaze_metrics_skip_a_jump_with_no_overshoot():
+    """A jump measured on no control cycle (zero size here; a jump at the very end of a demo clip
+    likewise) has overshoot None: the pooled overshoot comes from the other jumps, not a TypeError."""
+    trace, m = simulate(jump_path(3.0, at_s=1.0))
+    still = replace(trace, path=replace(trace.path, jumps=(*trace.path.jumps, 10)))    # frame 10: no move
+    pooled = gaze_metrics(still, GazeJoints())
+    assert pooled["jumps"][-1]["overshoot"] is None and pooled["jumps"][-1]["jump_deg"] == 0.0
+    assert pooled["overshoot"] == m["overshoot"] and m["overshoot"] is not None
 
 
 def test_closed_loop_tracks_a_moving_person():

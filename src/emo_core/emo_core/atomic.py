@@ -35,7 +35,7 @@ def _umask() -> int:
     return current
 
 
-def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None], sync_dir: bool = False) -> Path:
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], object], sync_dir: bool = False) -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path``, then atomically replace ``path``.
 
     ``sync_dir`` also fsyncs the directory, so the rename itself survives a power cut (datasets).

@@ -106,7 +106,7 @@ def staging_path(target: Path) -> Path:
 def clean_stale(directory: Path) -> list[Path]:
     """Remove temp files or directories a killed writer of ``directory`` (a model directory or an
     output file) left beside it -- those of processes no longer running; returns them."""
-    removed = []
+    removed: list[Path] = []
     # A staged file may itself have been written through a temp file named after it (".<staged>.*",
     # as mkstemp-based writers do): those go too.
     prefixes = (f".{directory.name}{_TMP_TAG}", f"..{directory.name}{_TMP_TAG}")
@@ -180,6 +180,7 @@ class ModelDirWriter:
             staging.mkdir(mode=0o777 & ~_umask())
         except OSError as exc:
             raise InputError(f"cannot write model directory {target}: {exc.strerror or exc}") from None
+        leftover: Path | None = staging      # what the finally below removes (None: nothing)
         try:
             manifest = self.manifest()
             files = dict(self._data)
@@ -203,16 +204,16 @@ class ModelDirWriter:
                         old = parent / f".{target.name}{_TMP_TAG}{os.getpid()}-old-{uuid.uuid4().hex[:8]}"
                         os.rename(target, old)
                         os.rename(staging, target)
-                        staging = old
+                        leftover = old
                 else:
                     os.rename(staging, target)
-                    staging = None
+                    leftover = None
             _fsync_path(parent)
         except OSError as exc:
             raise InputError(f"cannot write model directory {target}: {exc.strerror or exc}") from None
         finally:
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)   # the old directory, or an aborted stage
+            if leftover is not None:
+                shutil.rmtree(leftover, ignore_errors=True)   # the old directory, or an aborted stage
         return target
 
     def __enter__(self) -> "ModelDirWriter":

@@ -8,6 +8,7 @@ torch becomes one clear :class:`~emo_core.errors.EmoError` line saying how to ge
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from types import ModuleType
 
 from .errors import EmoError

@@ -16,10 +16,14 @@ import contextlib
 import logging
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any, Union
 
 LOG = logging.getLogger(__name__)
+
+#: What signal.getsignal() returns and signal.signal() accepts back.
+_Handler = Union[Callable[[int, Union[FrameType, None]], Any], int, signal.Handlers, None]
 
 #: Signals that mean "stop now, safely" besides SIGINT (which Python already maps to KeyboardInterrupt).
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGHUP)
@@ -57,7 +61,7 @@ def stop_on_signals(signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> Itera
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous: dict[signal.Signals, object] = {}
+    previous: dict[signal.Signals, _Handler] = {}
     for sig in signals:
         if signal.getsignal(sig) is signal.SIG_DFL:
             previous[sig] = signal.signal(sig, _raise_stopped)

@@ -387,7 +387,7 @@ class PeakActivationDetector:
         self.state = DetectorState.ARMED
         LOG.debug("calibrated on %d frames, noise %.5f", len(stack), self.noise)
 
-    def _score(self) -> tuple[float, float]:
+    def _score(self) -> tuple[float, float, float]:
         spec = self.scorer.spec
         d_now = self._displacement(0)
         d_past = [self._displacement(lag) for lag in spec.lags]
@@ -443,6 +443,8 @@ class PeakActivationDetector:
         self._since_fire = 0
         self._fired_at = stamp
         n = self.config.history
+        # Firing needs the ARMED state, which calibration (setting ``rest``) entered.
+        assert self.rest is not None, "fired before calibration"
         return PeakEvent(stamp=stamp, frame_index=self._index,
                          window=np.stack(list(self._xy)[-n:]),
                          window_stamps=np.array(list(self._stamps)[-n:]),

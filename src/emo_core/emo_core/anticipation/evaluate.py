@@ -66,7 +66,7 @@ def _stats(errors: np.ndarray) -> dict[str, float]:
 
 
 def confusion_matrix(pred_cmd: np.ndarray, true_cmd: np.ndarray, calm: np.ndarray,
-                     threshold: float = 0.25) -> dict[str, float]:
+                     threshold: float = 0.25) -> dict[str, Any]:
     """Table 1: activation (|command - calm| > threshold) of predicted vs target commands."""
     pred_on = np.abs(pred_cmd - calm) > threshold
     true_on = np.abs(true_cmd - calm) > threshold

@@ -142,7 +142,7 @@ def load_mmi(videos: str | Path, labels: str | Path | None = None, *, fps: float
     own = extractor is None
     for entry in entries:
         # One extractor per video in video (tracking) mode: tracking must not carry across clips.
-        ex = FaceLandmarkExtractor(ExtractorConfig(max_faces=1)) if own else extractor
+        ex = FaceLandmarkExtractor(ExtractorConfig(max_faces=1)) if extractor is None else extractor
         try:
             metric, detected, video_fps = extract_video(entry.video, ex)
             missing = 1.0 - float(np.mean(detected))

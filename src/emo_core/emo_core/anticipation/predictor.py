@@ -419,6 +419,7 @@ class ExpressionPredictor:
         r = self._check_rest(rest, len(x))
         with torch.no_grad():
             if isinstance(self.module, DeltaPredictor):
+                assert r is not None, "a delta predictor needs_rest, so _check_rest returned it"
                 rt = torch.from_numpy(r.reshape(len(x), N_LANDMARKS, 2))
                 target, tta = self.module.target_and_time(x, rt)
                 tta = self.prior_tta + self.tta_shrink * (tta.numpy() - self.prior_tta)
@@ -434,7 +435,9 @@ class ExpressionPredictor:
         if not isinstance(self.module, RelativePredictor):
             return np.ones(len(frames), np.float32)
         x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))
-        r = torch.from_numpy(self._check_rest(rest, len(x)).reshape(len(x), N_LANDMARKS, 2))
+        checked = self._check_rest(rest, len(x))
+        assert checked is not None, "a relative predictor needs_rest, so _check_rest returned it"
+        r = torch.from_numpy(checked.reshape(len(x), N_LANDMARKS, 2))
         with torch.no_grad():
             return self.module.confidence(self.module.ood_score(x, r))
 

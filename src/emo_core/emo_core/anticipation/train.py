@@ -185,7 +185,9 @@ def calibrate_confidence(predictor: ExpressionPredictor, val: PeakWindows, rng: 
             sd = level * frame_noise / np.sqrt(2)
             x = x + rng.normal(0, sd, x.shape).astype(np.float32) \
                 + rng.normal(0, sd, (len(x), 1) + x.shape[2:]).astype(np.float32)
-        xs.append(x), rs.append(r), ys.append(y)
+        xs.append(x)
+        rs.append(r)
+        ys.append(y)
     x, r, y = np.concatenate(xs), np.concatenate(rs), np.concatenate(ys)
     pred = predictor.predict_torch(x, r)[0]
     with torch.no_grad():

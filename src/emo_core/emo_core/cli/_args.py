@@ -20,7 +20,8 @@ def integer(low: int | None = None, high: int | None = None) -> Callable[[str], 
             raise argparse.ArgumentTypeError(f"{value} is outside the range {_bound(low)}..{_bound(high)}")
         return value
     parse.__name__ = "integer"
-    parse.bounds = f"{_bound(low)}..{_bound(high)}"       # type: ignore[attr-defined]  (shown in --help)
+    # A function attribute (no typed way to declare one): state_bounds() reads it for --help.
+    setattr(parse, "bounds", f"{_bound(low)}..{_bound(high)}")
     return parse
 
 
@@ -39,7 +40,7 @@ def number(low: float | None = None, high: float | None = None, *, low_open: boo
                                              f"{'>' if low_open else ''}{_bound(low)}..{_bound(high)}")
         return value
     parse.__name__ = "number"
-    parse.bounds = f"{'>' if low_open else ''}{_bound(low)}..{_bound(high)}"   # type: ignore[attr-defined]
+    setattr(parse, "bounds", f"{'>' if low_open else ''}{_bound(low)}..{_bound(high)}")   # see integer()
     return parse
 
 

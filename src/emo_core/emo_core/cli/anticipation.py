@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +75,9 @@ def _train(args: argparse.Namespace) -> int:
     if not args.no_detector:
         from ..anticipation.scorer import ScorerSpec, train_scorer
 
-        lags = {} if args.detector_lags is None else {"lags": tuple(args.detector_lags)}
-        spec = ScorerSpec(calibration_frames=config.detector.calibration_frames, **lags)
+        spec = ScorerSpec(calibration_frames=config.detector.calibration_frames)
+        if args.detector_lags is not None:
+            spec = replace(spec, lags=tuple(args.detector_lags))
         scorer = train_scorer(sequences, spec, epochs=args.detector_epochs, seed=args.seed,
                               threads=args.threads, progress=not args.quiet, wander=args.detector_wander)
         scorer.card["source"] = {"file": Path(args.data).name, "command": "emo train predictor"}

@@ -6,7 +6,7 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
 from ._args import integer, number
@@ -56,7 +56,8 @@ def _pipeline_config(args: argparse.Namespace) -> "PipelineConfig | None":
     """The ablation flags as PipelineConfig overrides (None: the defaults)."""
     from ..pipeline.core import PipelineConfig
 
-    overrides: dict[str, object] = {}
+    # Any: each key is a PipelineConfig field and gets a value of that field's type just below.
+    overrides: dict[str, Any] = {}
     if args.timed_hold:
         overrides["lead_fraction"] = 0.0
     if args.no_lead_mirroring:

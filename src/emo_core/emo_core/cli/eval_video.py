@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+from typing import Any
 from pathlib import Path
 
 from ..errors import InputError
@@ -199,7 +200,7 @@ def _run_detector(args: argparse.Namespace) -> int:
     config = apply(load_anticipation_config(args.config).detector, args.detector, "--detector")
     scorer = ExpressionScorer.load(args.model)
     runs = [replay(path, config, scorer) for path in tracks]
-    report = {"tracks": [{"track": r.name, "fired_s": [round(t, 3) for t in r.fired], **detector_figures([r])}
+    report: dict[str, Any] = {"tracks": [{"track": r.name, "fired_s": [round(t, 3) for t in r.fired], **detector_figures([r])}
                          for r in runs],
               "pooled": {"tracks": len(runs), **detector_figures(runs)},
               "detector": {k: getattr(config, k) for k in config.__dataclass_fields__}}

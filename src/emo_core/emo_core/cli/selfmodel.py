@@ -94,7 +94,7 @@ def _train(args: argparse.Namespace) -> int:
                       hidden=tuple(args.hidden) if args.hidden else None,
                       input_noise=_noise_arg(args.input_noise), input_norm=args.input_norm)
     model, results = train_inverse(args.data, cfg, progress=not args.quiet)
-    finite = all(bool(t.isfinite().all()) for t in model.net.state_dict().values())
+    finite = all(bool(t.isfinite().all()) for t in model.torch_net().state_dict().values())
     if not finite or not math.isfinite(float(model.card.get("metrics", {}).get("test_l1", math.nan))):
         # A loss that blew up (too high a learning rate) leaves NaN weights: say so, save nothing.
         raise InputError("training diverged (NaN or inf in the weights or the test error); nothing was "

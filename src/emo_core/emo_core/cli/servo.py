@@ -148,7 +148,7 @@ def _set(args: argparse.Namespace) -> int:
 
 
 def _print_moved(state: ServoState, table: ServoTable, targets: dict[str, float]) -> None:
-    names = set()
+    names: set[str] = set()
     for key in targets:
         names.update(table.names[i] for i in table.followers(key)) if key in CHANNEL_NAMES else names.add(key)
     for i, name in enumerate(table.names):

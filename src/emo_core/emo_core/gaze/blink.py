@@ -74,7 +74,9 @@ class BlinkConfig:
         unknown = sorted(set(values or {}) - set(names))
         if unknown:
             raise ConfigError(f"unknown blink setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-        return cls(**{k: (int(v) if k == "seed" else float(v)) for k, v in (values or {}).items()})
+        # Any: each value is converted to its field's type (int seed, float otherwise) right here.
+        parsed: dict[str, Any] = {k: (int(v) if k == "seed" else float(v)) for k, v in (values or {}).items()}
+        return cls(**parsed)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -85,8 +85,17 @@ def _axis(row: np.ndarray) -> tuple[float, float]:
     return Pose.from_array(row).looking_at()
 
 
+class JumpMetrics(TypedDict):
+    """One jump's figures (:func:`jump_metrics`); None where not measured (settle, neck share: not
+    reached; all three: no control cycle inside the window, or a zero-size jump)."""
+    settle_ms: float | None
+    neck_share: float | None
+    overshoot: float | None
+    jump_deg: float
+
+
 def jump_metrics(trace: LoopTrace, jump: int, on_face: float = 0.03, hold_s: float = 0.1,
-                 neck_after_s: float = 1.5, window_s: float = 2.0) -> dict[str, float | None]:
+                 neck_after_s: float = 1.5, window_s: float = 2.0) -> JumpMetrics:
     """Settle time, neck share and overshoot after the jump at frame ``jump``."""
     path, cam = trace.path, trace.camera
     t0 = jump / path.fps
@@ -144,13 +153,15 @@ def gaze_metrics(trace: LoopTrace, joints: GazeJoints, **jump_kw: Any) -> dict[s
         speeds = (v / limits).max(axis=0)
     settles = [j["settle_ms"] for j in jumps if j["settle_ms"] is not None]
     shares = [j["neck_share"] for j in jumps if j["neck_share"] is not None]
+    # A jump with no cycle in its window has no overshoot: skip it (max() over a None raised TypeError).
+    overshoots = [j["overshoot"] for j in jumps if j["overshoot"] is not None]
     return {
         "error_p50": round(float(np.percentile(err, 50)), 4) if err.size else None,
         "error_p95": round(float(np.percentile(err, 95)), 4) if err.size else None,
         "moving_frames": int(err.size),
         "settle_ms": round(float(np.max(settles)), 1) if settles else None,
         "neck_share": round(float(np.min(shares)), 4) if shares else None,
-        "overshoot": round(float(max(j["overshoot"] for j in jumps)), 4) if jumps else None,
+        "overshoot": round(float(max(overshoots)), 4) if overshoots else None,
         "jumps": jumps,
         "max_speed_ratio": {n: round(float(s), 3) for n, s in zip(JOINTS, speeds)} if len(speeds) else {},
         "within_limits": bool(np.all((trace.cycle_norm >= -1e-6) & (trace.cycle_norm <= 1 + 1e-6))),

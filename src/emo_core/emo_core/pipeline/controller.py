@@ -79,7 +79,8 @@ class Retarget(Protocol):
     @property
     def robot_rest(self) -> np.ndarray: ...
 
-    def __call__(self, points: np.ndarray, rest: np.ndarray) -> np.ndarray: ...
+    # Positional-only: implementations name the two arrays as they like (Retargeter: human, human_rest).
+    def __call__(self, points: np.ndarray, rest: np.ndarray, /) -> np.ndarray: ...
 
 
 class InverseModel(Protocol):

@@ -267,8 +267,10 @@ class DemoRun:
         if episode is None or apex_frame >= len(faces) or not np.all(np.isfinite(faces[apex_frame])):
             LOG.warning("ground truth present but the apex frame has no face: synchrony unavailable")
             return None
-        ref = reference(self.stages, faces, fps, apex_frame, episode)
-        offsets = {m.value: measure(run, episode, self.stages, ref) for m, run in self.runs.items()}
+        stages = self.stages
+        assert stages is not None, "_run() loads the stages before measuring"
+        ref = reference(stages, faces, fps, apex_frame, episode)
+        offsets = {m.value: measure(run, episode, stages, ref) for m, run in self.runs.items()}
         human_half = crossing_time(ref.times, ref.curve, HALF_FRACTION, episode.start, episode.end)
         half = {}
         for m, run in self.runs.items():
@@ -281,11 +283,13 @@ class DemoRun:
         from ..people import GeneratorConfig, PeopleGenerator
 
         cfg = self.config
+        stages = self.stages
+        assert stages is not None, "_run() loads the stages before the synthetic evaluation"
         generator = PeopleGenerator(GeneratorConfig(distractor_fraction=0.0))
         data = generator.dataset(cfg.synthetic, 1, seed=cfg.synthetic_seed)
         bar = _Progress(cfg.progress, cfg.synthetic, "synthetic people", "person")
         try:
-            summary, results = evaluate_sequences(self.stages, list(data), cfg.modes, cfg.sim, progress=bar.update)
+            summary, results = evaluate_sequences(stages, list(data), cfg.modes, cfg.sim, progress=bar.update)
         finally:
             bar.close()
         leads = [r.lead_s for r in results if r.lead_s is not None]

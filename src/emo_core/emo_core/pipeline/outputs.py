@@ -8,7 +8,7 @@ positions) for each mode that ran. A red banner marks the frames right after the
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -98,7 +98,7 @@ class Curve:
 
 
 def timeline_png(human: Curve | None, robots: dict[str, Curve], fired: Sequence[float],
-                 predicted_apex: Sequence[float], synthetic: dict[str, Sequence[float]] | None = None,
+                 predicted_apex: Sequence[float], synthetic: Mapping[str, Sequence[float | None]] | None = None,
                  title: str = "", truth: Curve | None = None) -> bytes:
     """The timeline plot as PNG bytes: intensities over time with apex times marked, and (when
     given) the robot - human apex offsets of every synthetic sequence per mode."""

@@ -184,8 +184,8 @@ def evaluate_sequences(stages: Stages, sequences: Iterable[Any], modes: Sequence
                        progress: Callable[[int], None] | None = None) -> tuple[dict[str, dict], list[SequenceResult]]:
     """Synchrony of each mode over expression sequences (``HumanSequence``-like: landmarks, fps,
     onset_frame, apex_frame, intensity). One sim robot per mode, settled to calm between people."""
-    modes = [Mode.parse(m) for m in modes]
-    robots = {m: SimRobot(stages.twin, config=sim_config) for m in modes}
+    parsed = [Mode.parse(m) for m in modes]
+    robots = {m: SimRobot(stages.twin, config=sim_config) for m in parsed}
     results: list[SequenceResult] = []
     try:
         for robot in robots.values():
@@ -199,7 +199,7 @@ def evaluate_sequences(stages: Stages, sequences: Iterable[Any], modes: Sequence
     finally:
         for robot in robots.values():
             robot.stop()
-    summary = {m.value: summarize([r.offsets_s[m.value] for r in results]) for m in modes}
+    summary = {m.value: summarize([r.offsets_s[m.value] for r in results]) for m in parsed}
     return summary, results
 
 
@@ -234,7 +234,9 @@ def _evaluate_one(stages: Stages, seq: Any, robots: dict[Mode, SimRobot]) -> Seq
         offsets[mode.value] = measure(run, episode, stages, ref)
         fired[mode.value] = bool(run.fire_times)
         inside = (run.robot_times >= episode.start) & (run.robot_times <= episode.end)
-        reproduced[mode.value] = float(run.intensity[inside].max()) if inside.any() else 0.0
+        intensity = run.intensity
+        assert intensity is not None, "measure() sets the run's intensity"
+        reproduced[mode.value] = float(intensity[inside].max()) if inside.any() else 0.0
         if mode is Mode.COEXPRESSION and run.fire_times:
             lead = (ref.apex if ref.apex is not None else episode.human_apex) - run.fire_times[0]
     return SequenceResult(str(getattr(seq, "video_id", "")), str(getattr(seq, "label", "")),

@@ -26,6 +26,7 @@ The rule, applied the same way to the human and to the robot:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,7 +131,7 @@ def smooth(times: np.ndarray, values: np.ndarray, window_s: float = SMOOTH_S) ->
     return np.convolve(v, kernel, mode="same") / np.convolve(np.ones_like(v), kernel, mode="same")
 
 
-def summarize(offsets_s: list[float]) -> dict[str, float | int | None]:
+def summarize(offsets_s: Sequence[float | None]) -> dict[str, float | int | None]:
     """``{"median", "median_abs", "n"}`` in milliseconds of robot apex - human apex."""
     arr = np.asarray([o for o in offsets_s if o is not None and np.isfinite(o)], np.float64) * 1e3
     if arr.size == 0:

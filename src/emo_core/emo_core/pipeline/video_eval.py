@@ -220,7 +220,10 @@ def human_faces(stages: Stages, faces_xy: np.ndarray) -> tuple[np.ndarray, np.nd
     """The human's resting face and every frame retargeted to the robot (frames without a face
     interpolated): what each episode's human curve projects. Computed once per recording."""
     rest = human_rest(faces_xy)
-    return rest, stages.retargeter(_filled(faces_xy).astype(np.float32), rest)
+    filled = _filled(faces_xy)
+    if filled is None:
+        raise ValueError("human_faces needs a recording with a face in at least one frame")
+    return rest, stages.retargeter(filled.astype(np.float32), rest)
 
 
 def ground_truth(stages: Stages, faces_xy: np.ndarray, times: np.ndarray, spec: EpisodeSpec,
@@ -239,6 +242,7 @@ def ground_truth(stages: Stages, faces_xy: np.ndarray, times: np.ndarray, spec: 
         LOG.info("episode [%.2f, %.2f] s: face missing on %.0f %% of frames", spec.start, spec.end, 100 * (1 - ok.mean()))
         return None
     filled = _filled(window)
+    assert filled is not None, "the missing-face check above leaves a face in some frame"
     peak = peak_activation(filled, PeakConfig(eye_weight=0.0))
     apex_frame = a + peak.arrival_frame
     lo, hi = max(a, apex_frame - 1), min(b, apex_frame + 1)
