@@ -18,7 +18,8 @@ from emo_core.selfmodel.babbler import Babbler
 from emo_core.selfmodel.constraints import ConstraintConfig, ConstraintFunction
 from emo_core.selfmodel.evaluation import evaluate_inverse
 from emo_core.selfmodel.inverse import InverseModel, default_model_dir
-from emo_core.selfmodel.model import ArchConfig, InverseNet
+from emo_core.selfmodel.model import ArchConfig
+from emo_core.selfmodel.net import InverseNet
 from emo_core.selfmodel.robot import TwinRobot
 from emo_core.selfmodel.training import TrainConfig, train_inverse
 from emo_core.twin import DigitalTwin

@@ -45,24 +45,18 @@ from ..resources import data_path
 from ..schema import MP_INDICES, N_LANDMARKS
 from .confidence import blend_toward
 from .dataset import N_INPUT
+from .shapes import (ARCHITECTURES, FEAT_DIM, IN_DIM, OUT_DIM, PAPER_WIDTHS, RELATIVE_FEATURES,  # noqa: F401
+                     rest_scale_np)
 
 LOG = logging.getLogger(__name__)
 
 FORMAT = "emo-predictor"
 FORMAT_VERSION = 1
-ARCHITECTURES = ("paper", "delta", "relative")
-IN_DIM = N_INPUT * N_LANDMARKS * 2    # 904
-OUT_DIM = N_LANDMARKS * 2             # 226
-FEAT_DIM = IN_DIM + OUT_DIM           # 1130: delta features (frames - rest, rest)
-PAPER_WIDTHS = (1024, 1024, 512, 512, 512, 512, 256)
 WEIGHTS_FILE = "model.safetensors"
 CARD_FILE = "card.json"
 BANK_KEY = "baseline.random_faces"
 
 
-#: How the ``relative`` architecture sees a face (recorded in its card's input schema): each frame
-#: minus the person's resting face, divided by the resting face's size; the rest face itself is no input.
-RELATIVE_FEATURES = "(frames - rest) / rest_scale"
 
 
 def schema_signature(rest_face: bool = False, relative: bool = False) -> dict[str, Any]:
@@ -79,11 +73,6 @@ def schema_signature(rest_face: bool = False, relative: bool = False) -> dict[st
     return sig
 
 
-def rest_scale_np(rest: np.ndarray) -> np.ndarray:
-    """Size of each resting face ((..., 113, 2) -> (...,)): RMS distance of its points from their centroid."""
-    r = np.asarray(rest, np.float32).reshape(-1, N_LANDMARKS, 2)
-    c = r - r.mean(axis=1, keepdims=True)
-    return np.sqrt((c * c).sum(axis=2).mean(axis=1)).astype(np.float32)
 
 
 def default_model_dir() -> Path:

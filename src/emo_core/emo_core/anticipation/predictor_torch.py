@@ -15,8 +15,8 @@ from torch import nn
 
 from ..errors import InputError, SchemaError
 from ..schema import N_LANDMARKS
-from .predictor import (ARCHITECTURES, FEAT_DIM, IN_DIM, OUT_DIM, PAPER_WIDTHS, RELATIVE_FEATURES,
-                        rest_scale_np)
+from .shapes import (ARCHITECTURES, FEAT_DIM, IN_DIM, OUT_DIM, PAPER_WIDTHS, RELATIVE_FEATURES,
+                     rest_scale_np)
 
 def rest_scale_torch(rest: torch.Tensor) -> torch.Tensor:
     """:func:`rest_scale_np` in torch: (B, 113, 2) -> (B,)."""

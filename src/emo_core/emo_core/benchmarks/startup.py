@@ -69,7 +69,7 @@ def run(quick: bool = False) -> BenchResult:
     with tempfile.TemporaryDirectory(prefix="emo-bench-startup-") as out:
         first = [_first_frame(out) for _ in range(max(2, repeats // 2))]
     frame_s = [t for t, _ in first]
-    figures = {
+    figures: dict[str, float | int | str | dict] = {
         "python_start_s": round(float(np.median(python)), 3),
         "help_s": {"p50": round(float(np.median(help_s)), 3), "min": round(min(help_s), 3), "n": len(help_s)},
         "demo_first_frame_s": {"p50": round(float(np.median(frame_s)), 3), "min": round(min(frame_s), 3),

@@ -15,18 +15,16 @@ pass raw robot-space landmarks); the measured default is the paper's raw input. 
 BatchNorm into the linear layers and runs a few float32 matmuls (:class:`FastInverse`), which is
 what :class:`InverseModel` uses; it matches the torch module to ~1e-6. It is built from the
 weights' tensors alone, so inference needs no torch: the torch module (:class:`InverseNet`, for
-training and the reference path) lives in ``net.py`` and is importable from here as before.
+training and the reference path) lives in ``net.py``, which builds on this module (never the reverse).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 import numpy as np
 from scipy.special import expit
 
 from ..errors import SchemaError
-from ..optional import require_torch
 from ..schema import LOWER, N_COMMANDS, N_LANDMARKS, UPPER, UPPER_COMMANDS
 
 ARCHITECTURES = ("paper", "split")
@@ -37,17 +35,6 @@ UPPER_COLS = np.arange(UPPER.start * 2, UPPER.stop * 2)
 LOWER_COLS = np.arange(LOWER.start * 2, LOWER.stop * 2)
 #: BatchNorm epsilon of the torch module (torch's default), folded into the numpy path.
 BN_EPS = 1e-5
-
-
-def __getattr__(name: str) -> Any:
-    # The torch module stays importable from here (``from .model import InverseNet``) without
-    # importing torch for everyone who imports this module.
-    if name == "InverseNet":
-        require_torch("the torch inverse model (InverseNet)")
-        from .net import InverseNet
-
-        return InverseNet
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from ..errors import InputError
 from ..schema import LOWER, UPPER
 from .corpus import N_IN, Corpus, HalfPool, find_datasets
 from .inverse import InverseModel
-from .model import ARCHITECTURES, ArchConfig, InverseNet
+from .model import ARCHITECTURES, ArchConfig
+from .net import InverseNet
 
 LOG = logging.getLogger(__name__)
 
