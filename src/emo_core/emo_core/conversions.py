@@ -298,8 +298,9 @@ def event_to_msg(types: MessageTypes, event: PeakEvent, header: Any, stamps: Sta
 def msg_to_event(msg: Any) -> PeakEvent:
     """PeakActivation -> :class:`PeakEvent` (``activation`` is the message's displacement, not the
     scorer probability, which the message does not carry; ``frame_index`` is -1: unknown)."""
-    window = [msg_points(frame) for frame in msg.window]
-    if not window or any(w is None for w in window):
+    points = [msg_points(frame) for frame in msg.window]
+    window = [w for w in points if w is not None]
+    if not window or len(window) != len(points):
         raise SchemaError("PeakActivation window must hold at least one frame, each with a face")
     rest = msg_points(msg.resting_face)
     if rest is None:

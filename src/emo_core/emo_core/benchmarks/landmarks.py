@@ -29,7 +29,8 @@ def _frames(count: int) -> list[np.ndarray]:
     frames = []
     for i in range(count):
         angle = 3.0 * np.sin(i / 15)
-        matrix = cv2.getRotationMatrix2D((320, 240), angle, 1.0)
+        # float64 already (asarray does not copy); cv2's stubs only say "integer or floating".
+        matrix = np.asarray(cv2.getRotationMatrix2D((320, 240), angle, 1.0), np.float64)
         matrix[:, 2] += (6 * np.sin(i / 10), 4 * np.cos(i / 12))
         frames.append(cv2.warpAffine(canvas, matrix, SIZE, borderMode=cv2.BORDER_REPLICATE))
     return frames

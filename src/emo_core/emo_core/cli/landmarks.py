@@ -21,8 +21,10 @@ def face_to_json(face: Face) -> dict:
     if face.detected:
         out["points_image"] = face.image.round(5).tolist()
         out["points_metric"] = face.metric.round(5).tolist()
-        yaw, pitch, roll = head_angles_deg(face.head_rotation)
-        out["head_pose_deg"] = {"yaw": round(yaw, 2), "pitch": round(pitch, 2), "roll": round(roll, 2)}
+        # The extractor sets the rotation of every face it detects; a Face built elsewhere may lack one.
+        if face.head_rotation is not None:
+            yaw, pitch, roll = head_angles_deg(face.head_rotation)
+            out["head_pose_deg"] = {"yaw": round(yaw, 2), "pitch": round(pitch, 2), "roll": round(roll, 2)}
     else:
         out["points_image"] = []
         out["points_metric"] = []
@@ -58,8 +60,11 @@ def _run(args: argparse.Namespace) -> int:
 def _summary(path: Path, face: Face) -> str:
     if not face.detected:
         return f"{path}: no face"
-    yaw, pitch, roll = head_angles_deg(face.head_rotation)
-    return (f"{path}: face (confidence {face.confidence:.2f}, yaw {yaw:.0f}°, roll {roll:.0f}°), "
+    pose = ""
+    if face.head_rotation is not None:  # always set by the extractor (see face_to_json)
+        yaw, _, roll = head_angles_deg(face.head_rotation)
+        pose = f", yaw {yaw:.0f}°, roll {roll:.0f}°"
+    return (f"{path}: face (confidence {face.confidence:.2f}{pose}), "
             "113 landmarks; use --json for the points")
 
 

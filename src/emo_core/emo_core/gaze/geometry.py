@@ -156,7 +156,7 @@ class GazeJoints:
 
     def from_norm(self, values: np.ndarray) -> Pose:
         v = np.asarray(values, np.float64).reshape(-1)
-        return Pose.from_array([self.specs[n].to_deg(float(x)) for n, x in zip(JOINTS, v)])
+        return Pose.from_array(np.array([self.specs[n].to_deg(float(x)) for n, x in zip(JOINTS, v)]))
 
     def clip(self, name: str, deg: float, margin_deg: float = 0.0) -> float:
         s = self.specs[name]

@@ -128,8 +128,8 @@ class ClipMaker:
         self.model = AUModel(self.face.neutral, self.face.mirror)
         self._to_neutral = self.face.neutral - self.face.metric
         src = self.face.mesh_px[:, :2]
-        mask = np.zeros(self.face.image.shape[:2], np.uint8)
-        cv2.fillPoly(mask, [np.round(src[MOUTH_RING] * 4).astype(np.int32)], 255, cv2.LINE_AA, shift=2)
+        mask: np.ndarray = np.zeros(self.face.image.shape[:2], np.uint8)
+        cv2.fillPoly(mask, [np.round(src[MOUTH_RING] * 4).astype(np.int32)], (255,), cv2.LINE_AA, shift=2)
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))  # generous: never paint over real teeth
         # The photo's own mouth opening (its teeth), carried through the warp as a 4th channel.
         self._rgba = np.dstack([self.face.image, mask])
@@ -155,8 +155,8 @@ class ClipMaker:
         if x1 - x0 < 2 or y1 - y0 < 2:
             return np.ascontiguousarray(rgb)
         x0, y0 = max(0, x0), max(0, y0)
-        opening = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        cv2.fillPoly(opening, [ring - np.array([x0, y0]) * 4], 255, lineType=cv2.LINE_AA, shift=2)
+        opening: np.ndarray = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(opening, [ring - np.array([x0, y0]) * 4], (255,), lineType=cv2.LINE_AA, shift=2)
         opening = cv2.erode(opening, np.ones((3, 3), np.uint8))  # keep the lip edge itself
         opening = opening[: rgb.shape[0] - y0, : rgb.shape[1] - x0]
         src_mouth = rgba[y0:y0 + opening.shape[0], x0:x0 + opening.shape[1], 3].astype(np.float32) / 255
@@ -179,7 +179,7 @@ def write_video(frames: Iterator[np.ndarray], path: Path, fps: float, size: tupl
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".mp4", dir=path.parent)
     os.close(fd)
-    writer = cv2.VideoWriter(tmp, cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size)
+    writer = cv2.VideoWriter(tmp, cv2.VideoWriter.fourcc(*"mp4v"), float(fps), size)
     try:
         if not writer.isOpened():
             raise InputError(f"cannot open a video writer for {path}")

@@ -141,15 +141,16 @@ class MeshWarp:
         """Which ``under`` triangles overlap pixels (dilated by a few px) the face tiling misses."""
         covered = np.zeros((self.height, self.width), np.uint8)
         for tri in face:
-            cv2.fillConvexPoly(covered, np.round(self.nodes[tri] * 4).astype(np.int32), 1, cv2.LINE_8, 2)
-        gaps = cv2.dilate(1 - covered, np.ones((7, 7), np.uint8))
+            cv2.fillConvexPoly(covered, np.round(self.nodes[tri] * 4).astype(np.int32), (1,), cv2.LINE_8, 2)
+        # dilate keeps uint8; asarray (no copy) only restores the dtype cv2's stubs lose.
+        gaps = np.asarray(cv2.dilate(1 - covered, np.ones((7, 7), np.uint8)), np.uint8)
         keep = np.zeros(len(under), bool)
         for k, tri in enumerate(under):
             mask = np.zeros_like(covered)
             pts = np.round(self.nodes[tri]).astype(np.int32)
             x0, y0 = pts.min(axis=0)
             x1, y1 = pts.max(axis=0) + 1
-            cv2.fillConvexPoly(mask[y0:y1, x0:x1], pts - (x0, y0), 1)
+            cv2.fillConvexPoly(mask[y0:y1, x0:x1], pts - (x0, y0), (1,))
             keep[k] = bool(np.any(gaps[y0:y1, x0:x1] & mask[y0:y1, x0:x1]))
         return keep
 
@@ -190,7 +191,7 @@ class MeshWarp:
         ids = np.full((y1 - y0, x1 - x0), -1, np.int32)
         corners = np.round((dst - (x0, y0)) * 4).astype(np.int32)  # 2 bits of sub-pixel precision
         for k in range(len(tri)):
-            cv2.fillConvexPoly(ids, corners[k], k, lineType=cv2.LINE_8, shift=2)
+            cv2.fillConvexPoly(ids, corners[k], (k,), lineType=cv2.LINE_8, shift=2)
         rows, cols = np.nonzero(ids >= 0)
         which = ids[rows, cols]
         px = (cols + x0).astype(np.float32)

@@ -72,8 +72,18 @@ def check_image(image: np.ndarray) -> np.ndarray:
 _WIRE = np.dtype([("tag", "u1"), ("size", "u1"), ("tx", "u1"), ("x", "<f4"), ("ty", "u1"),
                   ("y", "<f4"), ("tz", "u1"), ("z", "<f4")])
 _WIRE_TAGS = {"tag": 0x0A, "size": 15, "tx": 0x0D, "ty": 0x15, "tz": 0x1D}
+
+
+def _field_offset(dtype: np.dtype, name: str) -> int:
+    """Byte offset of field ``name`` in a structured dtype (``dtype.fields`` is None otherwise)."""
+    fields = dtype.fields
+    if fields is None:
+        raise TypeError(f"{dtype} is not a structured dtype")
+    return int(fields[name][1])
+
+
 #: Byte offsets of those tag bytes in a record, and their values: verified with one comparison.
-_TAG_OFFSETS = np.array([_WIRE.fields[name][1] for name in _WIRE_TAGS])
+_TAG_OFFSETS = np.array([_field_offset(_WIRE, name) for name in _WIRE_TAGS])
 _TAG_VALUES = np.array(list(_WIRE_TAGS.values()), dtype=np.uint8)
 
 

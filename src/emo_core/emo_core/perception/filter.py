@@ -94,7 +94,9 @@ class OneEuroFilter:
             raise InputError("filter input must be finite")
         c = self.config
         dt = stamp - self._t
-        if self._x is None or self._x.shape != arr.shape or dt <= 0 or dt > c.max_gap_s:
+        # reset() and the restart below set _x, _raw and _dx together; checking all three narrows them.
+        if (self._x is None or self._raw is None or self._dx is None or self._x.shape != arr.shape
+                or dt <= 0 or dt > c.max_gap_s):
             self._x, self._raw, self._dx, self._t = arr.copy(), arr.copy(), np.zeros_like(arr), float(stamp)
             self.speed = 0.0
             return arr.copy()

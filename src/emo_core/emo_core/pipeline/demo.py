@@ -274,6 +274,7 @@ class DemoRun:
         human_half = crossing_time(ref.times, ref.curve, HALF_FRACTION, episode.start, episode.end)
         half = {}
         for m, run in self.runs.items():
+            assert run.intensity is not None, "measure() above sets every run's intensity"
             robot_half = crossing_time(run.robot_times, run.intensity, HALF_FRACTION, episode.start, episode.end)
             half[m.value] = None if robot_half is None or human_half is None else robot_half - human_half
         return {"episode": episode, "offsets": offsets, "half": half, "intensity": intensity, "fps": fps,

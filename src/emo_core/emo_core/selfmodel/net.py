@@ -27,6 +27,15 @@ def _mlp(n_in: int, hidden: tuple[int, ...], n_out: int, batch_norm: bool) -> nn
 class InverseNet(nn.Module):
     """Torch module for either architecture; input (N, 226) raw landmarks, output (N, 11) in [0, 1]."""
 
+    # Declared so that attribute access is typed: nn.Module.__getattr__ returns Tensor | Module.
+    # Buffers (registered below):
+    input_mean: torch.Tensor
+    input_scale: torch.Tensor
+    # Submodules: ``body`` for the paper architecture, ``upper`` and ``lower`` for the split one.
+    body: nn.Sequential
+    upper: nn.Sequential
+    lower: nn.Sequential
+
     def __init__(self, arch: ArchConfig) -> None:
         super().__init__()
         self.arch = arch

@@ -8,16 +8,17 @@ from __future__ import annotations
 import numpy as np
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
+def sigmoid(x: np.ndarray | float) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
-def servo_response(c: np.ndarray, center: np.ndarray | float, gain: float) -> np.ndarray:
+def servo_response(c: np.ndarray, center: np.ndarray | float, gain: np.ndarray | float) -> np.ndarray:
     """Normalized actuator + skin response in [0, 1] over the command range [0, 1].
 
     A logistic curve rescaled so that r(0) = 0 and r(1) = 1: the skin is slack near mid travel and
     stiffens toward both end stops, so equal command steps move the face less near the ends (the
-    saturation the real face shows). ``center`` may differ per side (servo calibration offsets).
+    saturation the real face shows). ``center`` may differ per side (servo calibration offsets);
+    ``gain`` may be an array that broadcasts against ``c`` (one gain per servo).
     """
     lo = sigmoid(-gain * center)
     hi = sigmoid(gain * (1.0 - center))

@@ -156,7 +156,7 @@ def _inside(canvas: np.ndarray, poly: np.ndarray, draw) -> None:
     layer = roi.copy()
     draw(layer, offset)
     mask = np.zeros(roi.shape[:2], np.uint8)
-    cv2.fillPoly(mask, [poly - offset], 255, cv2.LINE_AA)
+    cv2.fillPoly(mask, [poly - offset], (255,), cv2.LINE_AA)
     inside = mask > 127
     roi[inside] = layer[inside]
 
