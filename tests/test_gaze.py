@@ -10,7 +10,7 @@ from emo_core.errors import ConfigError, InputError
 from emo_core.gaze import (ApexGate, BlinkConfig, Blinker, EyeCamera, GazeConfig, GazeController, GazeJoints,
                            GazePhase, GazeStage, Pose, face_centre)
 from emo_core.gaze.geometry import eye_angles_for
-from emo_core.gaze.loop import gaze_metrics, simulate
+from emo_core.pipeline.gaze_loop import gaze_metrics, simulate
 from emo_core.gaze.scene import GeometricView, jump_path, walking_path
 from emo_core.pipeline.core import COMMAND_NAMES, FaceCommand, Source
 from emo_core.schema import Face

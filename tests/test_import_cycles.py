@@ -19,20 +19,11 @@ ROOT = Path(__file__).resolve().parents[1] / "src" / "emo_core" / "emo_core"
 #: Edges (importer part -> imported part) known to close a cycle, to be removed; each says why it is
 #: still here. The test fails if one of them no longer exists, so the list cannot go stale.
 KNOWN_PART_EDGES: dict[tuple[str, str], str] = {
-    # pipeline/demo.py imports benchmarks' peak_rss_mb while benchmarks measure the pipeline; being
-    # moved by the developer working on benchmarks/ (issue #14 item 4) -- remove next session.
-    ("pipeline", "benchmarks"): "pipeline.demo -> benchmarks (peak_rss_mb)",
-    # gaze/loop.py drives pipeline/sim.py's SimRobot, and pipeline/gaze_demo.py runs the gaze loop:
-    # the simulated robot belongs below both (issue #14 item 4, not yet done).
-    ("gaze", "pipeline"): "gaze.loop -> pipeline.sim (SimRobot)",
     # The message layer converts PeakEvent, which lives in anticipation/detector.py, while
     # anticipation reads datasets and datasets decode bags with the message layer. PeakEvent/ACTIVE
     # belong in a plain data module (as FaceCommand moved to emo_core.commands); anticipation/ was
     # being changed by another developer when this test was written.
     ("conversions", "anticipation"): "conversions -> anticipation.detector (PeakEvent, ACTIVE)",
-    # conversions.gaze_target_point uses gaze.geometry.direction (function-level); gaze reaches the
-    # message layer again through pipeline. Same fix as above: geometry below both.
-    ("conversions", "gaze"): "conversions.gaze_target_point -> gaze.geometry (direction)",
 }
 
 

@@ -53,7 +53,7 @@ def run_isolated(name: str, quick: bool) -> tuple[Any, float]:
 
 
 def _run_part(name: str, quick: bool, send: Connection) -> None:
-    from .timing import peak_rss_mb
+    from ..memory import peak_rss_mb
 
     try:
         result = parts()[name].run(quick=quick)

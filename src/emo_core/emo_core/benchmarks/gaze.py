@@ -5,7 +5,7 @@ controller + blinker on the frame's face), so it never adds to the frame -> comm
 ``emo bench pipeline``; its own cost per frame is measured here, side by side with the twin's
 forward model of one face (a cheap step of the expression path) as the reference of the ratio.
 
-Closed loop (``gaze.loop.simulate``: real driver, dynamixel_sdk, bus emulator plant): a 20-degree
+Closed loop (``pipeline.gaze_loop.simulate``: real driver, dynamixel_sdk, bus emulator plant): a 20-degree
 jump (settle, neck share, overshoot) and a walking person (tracking error p50/p95), the targets of
 docs/gaze.md.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..gaze import BlinkConfig, EyeCamera, GazeStage, Pose
-from ..gaze.loop import simulate
+from ..pipeline.gaze_loop import simulate
 from ..gaze.scene import GeometricView, jump_path, walking_path
 from ..pipeline.core import COMMAND_NAMES, FaceCommand, Source
 from ..twin import DigitalTwin

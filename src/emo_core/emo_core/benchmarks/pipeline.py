@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .timing import BenchResult, peak_rss_mb, percentiles_ms
+from ..memory import peak_rss_mb
+from .timing import BenchResult, percentiles_ms
 
 NAME = "pipeline"
 #: Figures lifted to the top level of ``emo bench --json`` (see cli/bench.py).

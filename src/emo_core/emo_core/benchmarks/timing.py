@@ -1,8 +1,6 @@
 """Small timing helpers shared by the benchmark parts (benchmarks may read the clock; stages may not)."""
 from __future__ import annotations
 
-import resource
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,10 +52,3 @@ def interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int 
             fn()
             out[name][i] = time.perf_counter() - t0
     return out
-
-
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process so far, in MiB."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # Linux reports KiB, macOS bytes.
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

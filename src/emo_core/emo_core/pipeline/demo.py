@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..anticipation.blas import blas_threads
-from ..benchmarks.timing import peak_rss_mb
+from ..memory import peak_rss_mb
 from ..errors import InputError
 from ..schema import N_LANDMARKS
 from ..signals import Stopped

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from ..gaze import BlinkConfig, EyeCamera, GazeConfig, GazeJoints, GazeStage, Pose, face_centre
-from ..gaze.loop import LoopTrace, frame_error, gaze_metrics
+from .gaze_loop import LoopTrace, frame_error, gaze_metrics
 from ..gaze.scene import PersonPath, SceneRenderer, walking_path
 from .core import Mode, StepResult
 from .run import ModeRunner

@@ -26,11 +26,11 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from ..pipeline.sim import SimConfig, SimRobot
-from .controller import GazeConfig, GazeController
-from .geometry import JOINTS, EyeCamera, GazeJoints, Pose, angles, direction
-from .scene import GeometricView, PersonPath
-from .stage import to_face_command
+from ..gaze.controller import GazeConfig, GazeController
+from ..gaze.geometry import JOINTS, EyeCamera, GazeJoints, Pose, angles, direction
+from ..gaze.scene import GeometricView, PersonPath
+from ..gaze.stage import to_face_command
+from .sim import SimConfig, SimRobot
 
 LOG = logging.getLogger(__name__)
 
