@@ -147,6 +147,22 @@ def test_bad_inputs_are_refused(trained: ExpressionPredictor):
     assert trained.predict(np.zeros((4, 113, 3)), np.zeros((113, 3))).target.shape == (113, 2)  # z ignored
 
 
+@pytest.mark.parametrize("kind", ["delta", "relative"])
+def test_fast_path_refuses_a_missing_rest_face(kind):
+    """NumpyForward on its own (no ExpressionPredictor check in front): a clear InputError, not numpy's."""
+    from emo_core.anticipation.predictor_torch import RelativePredictor
+
+    module = DeltaPredictor(hidden=16) if kind == "delta" else RelativePredictor(hidden=16)
+    fast = ExpressionPredictor(module, new_card(module)).fast
+    x = np.zeros((1, 904), np.float32)
+    with pytest.raises(InputError, match=f"the {kind} predictor needs the resting face"):
+        fast(x, None)
+    with pytest.raises(InputError, match=f"the {kind} predictor needs the resting face"):
+        fast.forward3(x, None)
+    target, tta, conf = fast.forward3(x, np.zeros((1, 226), np.float32))
+    assert target.shape == (1, 226) and tta.shape == (1,) and conf.shape == (1,)
+
+
 # ----------------------------------------------------------------------------------------- CLI
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ import itertools
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -85,8 +85,10 @@ class PeakWindows:
 
     def subset(self, index: np.ndarray | Sequence[int]) -> "PeakWindows":
         idx = np.asarray(index, dtype=np.int64)
-        return PeakWindows(**{name: (None if getattr(self, name) is None else getattr(self, name)[idx])
-                              for name in self.__dataclass_fields__})
+        # Any: the fields are arrays of different dtypes, and ``still`` may be None (kept None).
+        fields: dict[str, Any] = {name: (None if getattr(self, name) is None else getattr(self, name)[idx])
+                                  for name in self.__dataclass_fields__}
+        return PeakWindows(**fields)
 
     def fingerprint(self) -> str:
         """Short content hash of the windows (model cards record what they were trained on)."""
@@ -241,7 +243,8 @@ def split_per_participant(subjects: Sequence[str] | np.ndarray, train_fraction: 
         raise InputError("train_fraction must be in (0, 1)")
     subjects = np.asarray(subjects, dtype=str)
     rng = np.random.default_rng(seed)
-    train, test = [], []
+    train: list[int] = []
+    test: list[int] = []
     for subject in np.unique(subjects):
         idx = rng.permutation(np.flatnonzero(subjects == subject))
         n_test = 0 if len(idx) < 2 else int(np.ceil((1.0 - train_fraction) * len(idx) - 1e-9))

@@ -257,6 +257,7 @@ class PeakActivationDetector:
             self._track_still(motion)
         if self._anchor is not None:
             # Scored against the anchor; "at rest" is always judged against the neutral.
+            assert self.rest is not None, "scored before calibration"
             activity = _activity(displacement(self._smoothed(0), self.rest))
         self.last_probability = probability
         self.last_activity = activity / self.noise
@@ -400,7 +401,12 @@ class PeakActivationDetector:
         """The scorer's smoothed frame ``lag`` frames ago (mean of its ``smooth_frames``)."""
         k, n = self.scorer.spec.smooth_frames, len(self._xy)
         end = n - lag
-        return self._xy[end - 1] if k == 1 else sum(self._xy[i] for i in range(end - k, end)) * (1.0 / k)
+        if k == 1:
+            return self._xy[end - 1]
+        total = self._xy[end - k]            # k >= 1 (ScorerSpec checks it); summed oldest first
+        for i in range(end - k + 1, end):
+            total = total + self._xy[i]
+        return total * (1.0 / k)
 
     def _set_anchor(self, face: np.ndarray | None) -> None:
         self._anchor = None if face is None else np.asarray(face, np.float32).copy()
@@ -414,7 +420,9 @@ class PeakActivationDetector:
         if hit is not None:
             return hit
         smoothed = self._smoothed(lag)
-        d = displacement(smoothed, self.rest if self._anchor is None else self._anchor)
+        reference = self.rest if self._anchor is None else self._anchor
+        assert reference is not None, "scored before calibration"
+        d = displacement(smoothed, reference)
         self._d_cache[key] = d
         if len(self._d_cache) > 4 * self._need:
             for old in sorted(self._d_cache)[:len(self._d_cache) - 2 * self._need]:

@@ -249,20 +249,26 @@ class NumpyForward:
     def forward3(self, x: np.ndarray, rest: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Like ``__call__`` plus the confidence (B,): 1 for architectures without one."""
         if self.kind == "relative":
-            return self._relative(x, rest)
+            return self._relative(x, self._rest_of(rest))
         target, tta = self(x, rest)
         return target, tta, np.ones(len(x), np.float32)
 
     def __call__(self, x: np.ndarray, rest: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """x (B, 904) float32 frames (flattened, oldest first), rest (B, 226) -> (targets (B, 226), tta (B,))."""
         if self.kind == "relative":
-            return self._relative(x, rest)[:2]
+            return self._relative(x, self._rest_of(rest))[:2]
         if self.kind == "paper":
             return self._paper(x), np.full(len(x), self.prior_tta, np.float32)
-        h = np.concatenate((x, rest), axis=1) @ self.w1
+        h = np.concatenate((x, self._rest_of(rest)), axis=1) @ self.w1
         h += self.b1
         out = self._trunk(h)
         return out[:, :OUT_DIM] + self._mean_frame(x), out[:, OUT_DIM]
+
+    def _rest_of(self, rest: np.ndarray | None) -> np.ndarray:
+        """The rest face the delta/relative networks need: a clear error instead of numpy's on None."""
+        if rest is None:
+            raise InputError(f"the {self.kind} predictor needs the resting face")
+        return rest
 
     def _trunk(self, h: np.ndarray) -> np.ndarray:
         """The delta/relative MLP after its first layer: ReLU, layer 2, ReLU, output (in place on ``h``)."""
@@ -280,10 +286,11 @@ class NumpyForward:
 
     def _paper(self, x: np.ndarray) -> np.ndarray:
         h = x
-        h4 = None
+        h4: np.ndarray | None = None
         for i in range(6):
             z = h @ self.w[i] + self.b[i]
             if i == 5:
+                assert h4 is not None, "set at i == 3, before the skip is added at i == 5"
                 z += h4
             h = np.tanh(z)
             if i == 3:
@@ -410,8 +417,8 @@ class ExpressionPredictor:
             if isinstance(self.module, DeltaPredictor):
                 assert r is not None, "a delta predictor needs_rest, so _check_rest returned it"
                 rt = torch.from_numpy(r.reshape(len(x), N_LANDMARKS, 2))
-                target, tta = self.module.target_and_time(x, rt)
-                tta = self.prior_tta + self.tta_shrink * (tta.numpy() - self.prior_tta)
+                target, tta_raw = self.module.target_and_time(x, rt)
+                tta = self.prior_tta + self.tta_shrink * (tta_raw.numpy() - self.prior_tta)
                 return target.numpy(), np.maximum(tta, 0.0)
             target = self.module(x).numpy()
         return target, np.full(len(target), max(self.prior_tta, 0.0), np.float32)

@@ -58,6 +58,14 @@ class DeltaPredictor(nn.Module):
     the standardized time to the apex. Trained with an L1 loss: the metric is an MAE.
     """
 
+    # Declared so the type checker sees the register_buffer() tensors as tensors: nn.Module's
+    # __getattr__ is typed ``Tensor | Module``. Annotations only; the buffers are still registered.
+    x_mean: torch.Tensor
+    x_std: torch.Tensor
+    y_mean: torch.Tensor
+    y_scale: torch.Tensor
+    t_stats: torch.Tensor
+
     def __init__(self, hidden: int = 256) -> None:
         super().__init__()
         self.hidden = hidden
@@ -128,6 +136,13 @@ class RelativePredictor(DeltaPredictor):
     plus the residual outside them -- mapped to a blend weight by a monotone table calibrated on
     held-out pairs (``train.calibrate_confidence``).
     """
+
+    # The buffers below, declared for the type checker (see DeltaPredictor).
+    ood_basis: torch.Tensor
+    ood_var: torch.Tensor
+    ood_resid: torch.Tensor
+    conf_score: torch.Tensor
+    conf_value: torch.Tensor
 
     def __init__(self, hidden: int = 64, ood_components: int = 16, conf_knots: int = 12) -> None:
         nn.Module.__init__(self)

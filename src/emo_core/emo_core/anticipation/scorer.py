@@ -294,7 +294,9 @@ def train_scorer(sequences: Sequence[Any], spec: ScorerSpec | None = None, *, ep
     torch.set_num_threads(max(1, threads))
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = nn.Sequential(nn.Linear(spec.n_features, spec.hidden), nn.Tanh(), nn.Linear(spec.hidden, 1))
+    # The two layers kept as names (typed nn.Linear) to read the weights back; net[i] is a bare Module.
+    first, last = nn.Linear(spec.n_features, spec.hidden), nn.Linear(spec.hidden, 1)
+    net = nn.Sequential(first, nn.Tanh(), last)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
     xt = torch.from_numpy(((x - mean) / std).astype(np.float32))
     yt = torch.from_numpy(y)
@@ -309,10 +311,10 @@ def train_scorer(sequences: Sequence[Any], spec: ScorerSpec | None = None, *, ep
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-    w1 = net[0].weight.detach().numpy().T / std[:, None]
-    b1 = net[0].bias.detach().numpy() - mean @ w1
+    w1 = first.weight.detach().numpy().T / std[:, None]
+    b1 = first.bias.detach().numpy() - mean @ w1
     LOG.info("detector scorer trained on %d frames (%.0f %% rising)", len(y), 100 * y.mean())
-    return ExpressionScorer(w1.astype(np.float32), b1.astype(np.float32), net[2].weight.detach().numpy()[0],
-                            float(net[2].bias.detach().numpy()[0]), spec,
+    return ExpressionScorer(w1.astype(np.float32), b1.astype(np.float32), last.weight.detach().numpy()[0],
+                            float(last.bias.detach().numpy()[0]), spec,
                             {"frames": int(len(y)), "positive_fraction": float(y.mean()), "epochs": epochs,
                              "seed": seed})

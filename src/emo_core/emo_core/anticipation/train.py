@@ -142,13 +142,13 @@ CALIBRATION_LEVELS = (0.0, 0.0, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 
 def _non_increasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted least-squares non-increasing fit (pool adjacent violators)."""
-    blocks: list[list[float]] = []                 # [value, weight, count]
+    blocks: list[tuple[float, float, int]] = []    # (value, weight, count)
     for v, w in zip(values, weights):
-        blocks.append([float(v), float(w), 1])
+        blocks.append((float(v), float(w), 1))
         while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
             v2, w2, n2 = blocks.pop()
             v1, w1, n1 = blocks.pop()
-            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, n1 + n2])
+            blocks.append(((v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, n1 + n2))
     return np.concatenate([np.full(n, v) for v, _, n in blocks])
 
 
@@ -208,18 +208,19 @@ def calibrate_confidence(predictor: ExpressionPredictor, val: PeakWindows, rng: 
         # Ties (a prediction equal to mimicry) go to the largest weight: nothing is lost by it.
         values.append(float(grid[np.flatnonzero(errs <= errs.min() * (1 + 1e-6) + 1e-12)[-1]]))
         counts.append(int(len(d)))
-    values = _non_increasing(np.array(values), np.array(counts, np.float64))
-    knots = np.maximum.accumulate(np.array(knots)) + np.arange(k) * 1e-6
-    knots[-1] = max(knots[-1], 2.0 * float(score.max()))
-    values[-1] = 0.0
-    module.set_calibration(knots, values)
-    LOG.info("confidence table: %s", ", ".join(f"{a:.2f}->{b:.2f}" for a, b in zip(knots, values)))
+    table_values = _non_increasing(np.array(values), np.array(counts, np.float64))
+    table_knots = np.maximum.accumulate(np.array(knots)) + np.arange(k) * 1e-6
+    table_knots[-1] = max(table_knots[-1], 2.0 * float(score.max()))
+    table_values[-1] = 0.0
+    module.set_calibration(table_knots, table_values)
+    LOG.info("confidence table: %s", ", ".join(f"{a:.2f}->{b:.2f}" for a, b in zip(table_knots, table_values)))
     return {"method": "ood-distance table (train.calibrate_confidence)",
             "score": "0.5 * (mean_k proj_k^2 / var_k + residual^2 / mean residual^2), standardized identity-free features",
             "calibration_data": f"validation split ({len(val)} videos of the training subjects), "
                                 f"{pairs_per_level} augmented + {len(base_eval.x)} evaluation pairs per level",
             "perturbation_levels_x_frame_noise": list(CALIBRATION_LEVELS), "frame_noise": frame_noise,
-            "knots": [float(v) for v in knots], "values": [float(v) for v in values], "bin_counts": counts}
+            "knots": [float(v) for v in table_knots], "values": [float(v) for v in table_values],
+            "bin_counts": counts}
 
 
 def train_predictor(windows: PeakWindows, config: TrainConfig | None = None,
