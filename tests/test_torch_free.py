@@ -220,3 +220,25 @@ def test_inverse_state_shapes_are_the_torch_modules(arch: ArchConfig) -> None:
 
     net = InverseNet(arch)
     assert inverse_state_shapes(arch) == {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def test_training_restores_torchs_threads_and_random_state() -> None:
+    """torch's thread count and global RNG are process-wide: a training run sets them (threads,
+    seed) and gives them back, so a benchmark or a second run in the same process is unaffected."""
+    torch = pytest.importorskip("torch")
+    from emo_core.anticipation.scorer import ScorerSpec, train_scorer
+    from emo_core.optional import torch_session
+
+    torch.set_num_threads(2)
+    torch.manual_seed(1234)
+    before = torch.get_rng_state().clone()
+    with pytest.raises(RuntimeError):
+        with torch_session(torch, threads=1, seed=0):
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("a run that fails half way")
+    assert torch.get_num_threads() == 2 and torch.equal(torch.get_rng_state(), before)
+    sequences = generate(2, 2, seed=5, distractor_fraction=0.5)
+    first = train_scorer(sequences, ScorerSpec(hidden=4), epochs=1, seed=3, threads=1)
+    assert torch.get_num_threads() == 2 and torch.equal(torch.get_rng_state(), before)
+    second = train_scorer(sequences, ScorerSpec(hidden=4), epochs=1, seed=3, threads=1)
+    np.testing.assert_array_equal(first.w1, second.w1)          # seeded: the same model again

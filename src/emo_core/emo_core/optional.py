@@ -7,8 +7,10 @@ torch becomes one clear :class:`~emo_core.errors.EmoError` line saying how to ge
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
+from collections.abc import Iterator
 from types import ModuleType
 
 from .errors import EmoError
@@ -35,3 +37,20 @@ def require_torch(purpose: str) -> ModuleType:
         raise MissingDependencyError(
             f"{purpose} needs PyTorch, which the runtime install leaves out; install the [train] "
             f"extra: {TRAIN_INSTALL} (from a wheel: pip install 'emo_core[train]')") from exc
+
+
+@contextlib.contextmanager
+def torch_session(torch: ModuleType, threads: int, seed: int | None = None) -> Iterator[None]:
+    """torch's process-wide thread count and global random state set for one training run (seeded
+    with ``seed`` when given) and restored after it, however it ends: training inside a benchmark,
+    a test or a second run leaves the process as it found it."""
+    threads_before = torch.get_num_threads()
+    rng_before = torch.get_rng_state()
+    torch.set_num_threads(max(1, int(threads)))
+    if seed is not None:
+        torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads_before)
+        torch.set_rng_state(rng_before)

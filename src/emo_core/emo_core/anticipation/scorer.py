@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, SchemaError
-from ..optional import require_torch
+from ..optional import require_torch, torch_session
 from ..resources import data_path
 from ..schema import N_LANDMARKS, REGIONS
 
@@ -264,9 +264,6 @@ def train_scorer(sequences: Sequence[Any], spec: ScorerSpec | None = None, *, ep
     around a still face by several times their frame jitter, which synthetic people do not do.
     """
     torch = require_torch("training the detector scorer")
-    from torch import nn
-    from tqdm import tqdm
-
     spec = spec or ScorerSpec()
     feats, labels, weights = [], [], []
     aug = np.random.default_rng(seed + 7919)
@@ -291,17 +288,25 @@ def train_scorer(sequences: Sequence[Any], spec: ScorerSpec | None = None, *, ep
     if y.min() == y.max():
         raise InputError("detector scorer needs both expression and non-expression frames")
     mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
-    torch.set_num_threads(max(1, threads))
-    torch.manual_seed(seed)
+    with torch_session(torch, threads, seed):
+        return _fit(torch, (x - mean) / std, mean, std, y, np.concatenate(weights), spec, epochs, seed, progress)
+
+
+def _fit(torch: Any, z: np.ndarray, mean: np.ndarray, std: np.ndarray, y: np.ndarray, weights: np.ndarray,
+         spec: ScorerSpec, epochs: int, seed: int, progress: bool) -> ExpressionScorer:
+    """The MLP on standardized features ``z`` (weighted BCE, Adam), folded back to raw features."""
+    from torch import nn
+    from tqdm import tqdm
+
     rng = np.random.default_rng(seed)
     # The two layers kept as names (typed nn.Linear) to read the weights back; net[i] is a bare Module.
     first, last = nn.Linear(spec.n_features, spec.hidden), nn.Linear(spec.hidden, 1)
     net = nn.Sequential(first, nn.Tanh(), last)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, weight_decay=1e-4)
-    xt = torch.from_numpy(((x - mean) / std).astype(np.float32))
+    xt = torch.from_numpy(z.astype(np.float32))
     yt = torch.from_numpy(y)
     pos_weight = torch.tensor(float((1 - y).sum() / max(y.sum(), 1.0)))
-    wt = torch.from_numpy(np.concatenate(weights).astype(np.float32))
+    wt = torch.from_numpy(weights.astype(np.float32))
     for _ in tqdm(range(epochs), desc="train detector", disable=not progress, unit="epoch", leave=False):
         order = torch.from_numpy(rng.permutation(len(xt)))
         for start in range(0, len(order), 512):

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..errors import InputError
+from ..optional import torch_session
 from .dataset import PeakWindows, eval_pairs, sample_pairs, split_per_participant
 from .evaluate import mae
 from .predictor import (DeltaPredictor, ExpressionPredictor, PaperPredictor, RelativePredictor, new_card,
@@ -225,10 +226,14 @@ def calibrate_confidence(predictor: ExpressionPredictor, val: PeakWindows, rng: 
 
 def train_predictor(windows: PeakWindows, config: TrainConfig | None = None,
                     extra_card: dict[str, Any] | None = None) -> TrainResult:
-    """Train on ``windows`` (split 80/20 per participant for validation); returns the best model."""
+    """Train on ``windows`` (split 80/20 per participant for validation); returns the best model.
+    torch's thread count and global random state are restored afterwards."""
     config = config or TrainConfig()
-    torch.set_num_threads(max(1, config.threads))
-    torch.manual_seed(config.seed)
+    with torch_session(torch, config.threads, config.seed):
+        return _train_predictor(windows, config, extra_card)
+
+
+def _train_predictor(windows: PeakWindows, config: TrainConfig, extra_card: dict[str, Any] | None) -> TrainResult:
     rng = np.random.default_rng(config.seed)
     train_idx, val_idx = split_per_participant(windows.subject, config.train_fraction, config.seed)
     if len(train_idx) == 0 or len(val_idx) == 0:

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from ..clock import Clock, MonotonicClock
 from ..errors import InputError
+from ..optional import torch_session
 from ..schema import LOWER, UPPER
 from .corpus import N_IN, Corpus, HalfPool, find_datasets
 from .inverse import InverseModel
@@ -239,12 +240,8 @@ def train_inverse(data: list[str | Path], cfg: TrainConfig | None = None, progre
     """Train on babbling datasets; returns the chosen model (card filled in) and every variant."""
     cfg = cfg or TrainConfig()
     clock = clock or MonotonicClock()
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)      # process-wide in torch: restored below
-    try:
+    with torch_session(torch, cfg.threads):     # process-wide in torch: restored after the run
         return _train_on(data, cfg, progress, clock)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train_on(data: list[str | Path], cfg: TrainConfig, progress: bool,
