@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .anticipation.detector import ACTIVE, PeakEvent
+from .events import ACTIVE, PeakEvent
 from .commands import FaceCommand, Source
 from .errors import InputError, SchemaError
 from .schema import N_COMMANDS, N_LANDMARKS, Face, Space

@@ -34,14 +34,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, InputError
-from ..schema import N_LANDMARKS, REGIONS, Face, canonical_position
+from ..events import ACTIVE, PeakEvent
+from ..schema import N_LANDMARKS, Face, canonical_position
 from .scorer import ExpressionScorer, displacement, frame_features
 
 LOG = logging.getLogger(__name__)
 
-#: Lips and brows: the regions whose displacement decides "back at rest" (eyes blink, the jaw
-#: contour slides with head turns).
-ACTIVE = np.concatenate([REGIONS["lips"], REGIONS["left_brow"], REGIONS["right_brow"]])
 
 
 @dataclass(frozen=True)
@@ -156,18 +154,6 @@ class DetectorState(str, Enum):
     CALIBRATING = "calibrating"
     ARMED = "armed"
     FIRED = "fired"
-
-
-@dataclass(frozen=True)
-class PeakEvent:
-    """A detected peak activation: the predictor's input window and the context it came from."""
-
-    stamp: float                 # stamp of the frame that fired (the window's last frame)
-    frame_index: int             # index of that frame in the stream (frames given to update())
-    window: np.ndarray           # (history, 113, 2) metric frames, oldest first
-    window_stamps: np.ndarray    # (history,)
-    rest: np.ndarray             # (113, 2) neutral face at the time of firing
-    activation: float            # scorer probability at firing
 
 
 class PeakActivationDetector:
