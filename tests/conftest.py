@@ -1,4 +1,5 @@
-"""Shared fixtures: real photographs (scikit-image's bundled astronaut portrait) and extractors."""
+"""Shared fixtures: real photographs (scikit-image's bundled astronaut portrait), extractors, and the
+servo table, clock and bus emulator of the servo tests."""
 from __future__ import annotations
 
 import cv2
@@ -26,3 +27,30 @@ def static_extractor():
 
     with FaceLandmarkExtractor(ExtractorConfig(static_image_mode=True)) as extractor:
         yield extractor
+
+
+# ----------------------------------------------------------------------------- servos
+# The servo driver against the Protocol 2.0 emulator on a pty, on a manual clock (tests/test_servo_*).
+@pytest.fixture(scope="module")
+def table():
+    from emo_core.servo import ServoTable
+
+    return ServoTable.load()
+
+
+@pytest.fixture()
+def clock():
+    from emo_core.clock import ManualClock
+
+    return ManualClock(1000.0)
+
+
+@pytest.fixture()
+def emulator(table, clock, tmp_path):
+    # An ideal servo (present = profile): the driver tests check its plan, safety and bus logic;
+    # the plant's lag (servos.yaml emulator.response_time_s) and the lead that beats it are tested
+    # on their own.
+    from emo_core.servo import BusEmulator
+
+    with BusEmulator.from_table(table, link=tmp_path / "servo_bus", clock=clock, response_time_s=0.0) as emu:
+        yield emu

@@ -24,25 +24,6 @@ from emo_core.servo.models import HW_OVERHEATING, HW_OVERLOAD, MODELS
 DT = 0.01
 
 
-@pytest.fixture(scope="module")
-def table() -> ServoTable:
-    return ServoTable.load()
-
-
-@pytest.fixture()
-def clock() -> ManualClock:
-    return ManualClock(1000.0)
-
-
-@pytest.fixture()
-def emulator(table, clock, tmp_path):
-    # An ideal servo (present = profile): these tests check the driver's plan, safety and bus logic;
-    # the plant's lag (servos.yaml emulator.response_time_s) and the lead that beats it are tested
-    # on their own below.
-    with BusEmulator.from_table(table, link=tmp_path / "servo_bus", clock=clock, response_time_s=0.0) as emu:
-        yield emu
-
-
 def make_driver(table, emulator, clock, **overrides) -> ServoDriver:
     # A generous latency allowance: a loaded CI machine must not turn scheduling delays into retries.
     config = DriverConfig.from_mapping(table.driver, **{"latency_timer_ms": 40.0, **overrides})

@@ -23,22 +23,6 @@ from emo_core.servo.models import HW_OVERHEATING, HW_OVERLOAD
 DT = 0.01
 
 
-@pytest.fixture(scope="module")
-def table() -> ServoTable:
-    return ServoTable.load()
-
-
-@pytest.fixture()
-def clock() -> ManualClock:
-    return ManualClock(1000.0)
-
-
-@pytest.fixture()
-def emulator(table, clock, tmp_path):
-    with BusEmulator.from_table(table, link=tmp_path / "servo_bus", clock=clock, response_time_s=0.0) as emu:
-        yield emu
-
-
 def make_driver(table, emulator, clock, **overrides) -> ServoDriver:
     config = DriverConfig.from_mapping(table.driver, **{"latency_timer_ms": 40.0, **overrides})
     driver = ServoDriver(table, emulator.port, config, clock=clock, sleep=clock.advance)

@@ -13,29 +13,13 @@ import numpy as np
 import pytest
 
 from emo_core.clock import ManualClock
-from emo_core.servo import BusEmulator, DriverConfig, ServoDriver, ServoError, ServoTable
+from emo_core.servo import BusEmulator, DriverConfig, ServoDriver, ServoError
 from emo_core.servo.bus import ServoBus
 from emo_core.servo.driver import Link
 from emo_core.servo.identify import fit_first_order_lag, record_step
 from emo_core.servo.models import HW_OVERLOAD, MODELS
 
 DT = 0.01
-
-
-@pytest.fixture(scope="module")
-def table() -> ServoTable:
-    return ServoTable.load()
-
-
-@pytest.fixture()
-def clock() -> ManualClock:
-    return ManualClock(1000.0)
-
-
-@pytest.fixture()
-def emulator(table, clock, tmp_path):
-    with BusEmulator.from_table(table, link=tmp_path / "servo_bus", clock=clock, response_time_s=0.0) as emu:
-        yield emu
 
 
 @pytest.fixture()
