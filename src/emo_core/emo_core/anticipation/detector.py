@@ -200,6 +200,7 @@ class PeakActivationDetector:
         self._rotations: deque[tuple[float, np.ndarray]] = deque(maxlen=c.head_lag + 1)
         self.head_speed = 0.0                    # deg/s over head_lag frames (0 without rotations)
         self.last_probability = 0.0
+        self.last_scored_frame = -1             # index of the last frame the scorer saw (-1: none yet)
         self.last_activity = 0.0
         self.last_motion = 0.0
         self._anchor: np.ndarray | None = None   # the settled face onsets are scored against (None: the neutral)
@@ -246,6 +247,7 @@ class PeakActivationDetector:
             assert self.rest is not None, "scored before calibration"
             activity = _activity(displacement(self._smoothed(0), self.rest))
         self.last_probability = probability
+        self.last_scored_frame = self._index
         self.last_activity = activity / self.noise
         self.last_motion = motion / self.noise
         c = self.config

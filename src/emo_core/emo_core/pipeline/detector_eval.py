@@ -49,11 +49,10 @@ def replay(path: str | Path, config: DetectorConfig, scorer: ExpressionScorer | 
     prob = np.full(len(faces), np.nan)
     fired: list[float] = []
     for i, face in enumerate(faces):
-        before = detector.last_probability
         event = detector.update(face)
         if event is not None:
             fired.append(float(event.stamp))
-        if face.detected and detector.last_probability is not before:
+        if detector.last_scored_frame == i:      # scored this frame (not calibrating, no gap refill)
             prob[i] = detector.last_probability
     spans = [(float(a), float(b), str(kind)) for a, b, kind, _ in json.loads(str(track["spans"]))]
     truth = np.asarray(track["truth"], np.float64).reshape(-1, 5) if "truth" in track else np.zeros((0, 5))

@@ -64,6 +64,8 @@ MIN_EPISODE_FRAMES = 15
 #: ... and at most this share of frames without a face.
 MAX_MISSING = 0.3
 SIDECAR_SUFFIX = ".episodes.json"
+#: Frame rate assumed for a one-frame track (a track keeps stamps, not its source's rate).
+DEFAULT_FPS = 30.0
 
 
 @dataclass(frozen=True)
@@ -311,9 +313,9 @@ class VideoEvaluator:
         source = open_source(str(video))
         until = evaluate_until(video)
         extractor = FaceLandmarkExtractor(ExtractorConfig(max_faces=1))
-        feeder = _Feeder(self.stages, self.modes, self.sim, extractor)
         try:
-            with source:
+            with _Feeder(self.stages, self.modes, self.sim, extractor) as feeder, source:
+                fps = float(source.fps)
                 for frame in source:
                     if until is not None and frame.stamp > until:
                         break
@@ -322,18 +324,16 @@ class VideoEvaluator:
                         progress(1)
                     if self.max_frames is not None and feeder.count >= self.max_frames:
                         break
-            runs, events = feeder.finish(video)
+                runs, events = feeder.finish(video)
         finally:
-            feeder.stop()
             extractor.close()
-        return self._result(video, feeder, runs, events, load_episodes(video))
+        return self._result(video, feeder, runs, events, load_episodes(video), fps)
 
     def evaluate_track(self, path: str | Path, progress: Callable[[int], None] | None = None) -> VideoResult:
         """Replay a landmark track written by ``--tracks`` (:func:`track_arrays`): the same
         pipelines on the recorded faces, without MediaPipe; the episodes come from the track."""
         track = load_track(path)
-        feeder = _Feeder(self.stages, self.modes, self.sim, None)
-        try:
+        with _Feeder(self.stages, self.modes, self.sim, None) as feeder:
             for face in track_faces(track):
                 feeder.face(face)
                 if progress is not None:
@@ -341,15 +341,15 @@ class VideoEvaluator:
                 if self.max_frames is not None and feeder.count >= self.max_frames:
                     break
             runs, events = feeder.finish(path)
-        finally:
-            feeder.stop()
-        return self._result(path, feeder, runs, events, track_specs(track))
+        return self._result(path, feeder, runs, events, track_specs(track), DEFAULT_FPS)
 
     def _result(self, video: str | Path, feeder: "_Feeder", runs: dict[str, ModeRun], events: list[Any],
-                specs: list[EpisodeSpec] | None) -> VideoResult:
+                specs: list[EpisodeSpec] | None, fps: float) -> VideoResult:
+        """The measured result; ``fps`` is the source's, used only when there is a single frame."""
         xy = np.stack(feeder.faces_xy)
         times = np.asarray(feeder.stamps, np.float64)
-        fps = 1.0 / max(float(np.median(np.diff(times))), 1e-3) if len(times) > 1 else feeder.fps
+        if len(times) > 1:
+            fps = 1.0 / max(float(np.median(np.diff(times))), 1e-3)
         origin = "sidecar"
         if specs is None:
             specs, origin = truth_episodes(video), "clip ground truth"
@@ -437,12 +437,21 @@ class _Feeder:
         self.metric: list[np.ndarray] = []
         self.rotation: list[np.ndarray] = []
         self.scale: list[float] = []
-        self.fps = 30.0
         self._started: list[SimRobot] = []
-        for robot in self.robots.values():
-            robot.start()
-            self._started.append(robot)
         self.runners = {m: ModeRunner(self.pipelines[m], self.robots[m]) for m in self.modes}
+
+    def __enter__(self) -> "_Feeder":
+        try:
+            for robot in self.robots.values():
+                robot.start()
+                self._started.append(robot)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     @property
     def count(self) -> int:
@@ -479,8 +488,8 @@ class _Feeder:
         return runs, list(self.pipelines[Mode.COEXPRESSION].events)
 
     def stop(self) -> None:
-        for robot in self._started:
-            robot.stop()
+        while self._started:
+            self._started.pop().stop()
 
 
 TRACK_KEYS = ("metric", "det", "rot", "scale", "ts", "spans")
