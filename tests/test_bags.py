@@ -34,11 +34,6 @@ def twin() -> DigitalTwin:
     return DigitalTwin(seed=0, noise_std=0.0)
 
 
-@pytest.fixture(scope="module")
-def table() -> ServoTable:
-    return ServoTable.load()
-
-
 def _ns(t: float) -> int:
     return int(round(t * 1e9))
 

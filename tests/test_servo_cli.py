@@ -10,13 +10,8 @@ import time
 import pytest
 
 from emo_core.cli import main
-from emo_core.servo import BusEmulator, ServoTable
+from emo_core.servo import BusEmulator
 from emo_core.servo.models import HW_OVERLOAD
-
-
-@pytest.fixture(scope="module")
-def table() -> ServoTable:
-    return ServoTable.load()
 
 
 @pytest.fixture()

@@ -17,11 +17,6 @@ DT = 0.01
 T0 = 100.0
 
 
-@pytest.fixture(scope="module")
-def table() -> ServoTable:
-    return ServoTable.load()
-
-
 def make(table: ServoTable, **settings) -> TrajectoryPlanner:
     config = dataclasses.replace(DriverConfig(), **settings)
     config.validate()

@@ -21,11 +21,6 @@ from emo_core.servo import BusEmulator, ServoTable
 SIGNALS = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP]
 
 
-@pytest.fixture(scope="module")
-def table() -> ServoTable:
-    return ServoTable.load()
-
-
 @pytest.fixture()
 def emulator(table, tmp_path):
     with BusEmulator.from_table(table, link=tmp_path / "bus") as emu:

@@ -13,11 +13,6 @@ from emo_core.schema import COMMAND_NAMES
 from emo_core.servo.table import CHANNEL_NAMES, ServoTable
 
 
-@pytest.fixture(scope="module")
-def table() -> ServoTable:
-    return ServoTable.load()
-
-
 @pytest.fixture()
 def raw() -> dict:
     return yaml.safe_load(config_path("servos.yaml").read_text())
